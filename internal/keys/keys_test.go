@@ -208,12 +208,12 @@ func TestStrictDecoding(t *testing.T) {
 		want string
 	}{
 		"trailing DER": {pemOf("PUBLIC KEY", append(append([]byte(nil), spki...), 0)), "trailing"},
-		"P-256 curve": {pemOf("PUBLIC KEY", bytes.Replace(spki, unhexS("06052b8104000a"), unhexS("06082a8648ce3d030107")[:7], 1)), ""},
-		"off curve":  {pemOf("PUBLIC KEY", offCurve(spki)), "secp256k1 public key"},
-		"RSA OID":    {pemOf("PUBLIC KEY", bytes.Replace(spki, unhexS("2a8648ce3d0201"), unhexS("2a864886f70d01"), 1)), "unsupported algorithm OID"},
-		"text after": {append(k.Public().MarshalPEM(), []byte("junk\n")...), "outside a PEM block"},
-		"wrong type": {pemOf("CERTIFICATE", spki), "PUBLIC KEY"},
-		"empty":      {nil, "no PEM block"},
+		"P-256 curve":  {pemOf("PUBLIC KEY", bytes.Replace(spki, unhexS("06052b8104000a"), unhexS("06082a8648ce3d030107")[:7], 1)), ""},
+		"off curve":    {pemOf("PUBLIC KEY", offCurve(spki)), "secp256k1 public key"},
+		"RSA OID":      {pemOf("PUBLIC KEY", bytes.Replace(spki, unhexS("2a8648ce3d0201"), unhexS("2a864886f70d01"), 1)), "unsupported algorithm OID"},
+		"text after":   {append(k.Public().MarshalPEM(), []byte("junk\n")...), "outside a PEM block"},
+		"wrong type":   {pemOf("CERTIFICATE", spki), "PUBLIC KEY"},
+		"empty":        {nil, "no PEM block"},
 	}
 	for name, c := range cases {
 		_, err := keys.ParsePublicKeyPEM(c.pem)

@@ -287,4 +287,3 @@ func parseSEC1(der []byte, standalone bool) (*PrivateKey, error) {
 	}
 	return k, nil
 }
-

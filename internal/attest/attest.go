@@ -1,0 +1,132 @@
+// Package attest gets attestation quotes that bind 64 bytes of report_data:
+// from Intel TDX or AMD SEV-SNP hardware through configfs-tsm (or
+// /dev/sev-guest), or from the simulated TEE of package simtee.
+package attest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/google/go-configfs-tsm/configfs/configfsi"
+	"github.com/google/go-configfs-tsm/configfs/linuxtsm"
+
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/internal/simtee"
+)
+
+// Provider names accepted by New (the --tee flag).
+const (
+	Auto      = "auto"
+	TDX       = "tdx"
+	SEVSNP    = "sev-snp"
+	SimTDX    = "sim-tdx"
+	SimSEVSNP = "sim-sev-snp"
+)
+
+// Names lists the accepted provider names.
+func Names() []string { return []string{Auto, TDX, SEVSNP, SimTDX, SimSEVSNP} }
+
+// Provider gets quotes from one TEE.
+type Provider interface {
+	// Name is the provider's name, as passed to New (never "auto").
+	Name() string
+	// Kind is the format of the quotes it makes.
+	Kind() quote.Kind
+	// Simulated reports whether quotes are signed by a simulated chain
+	// rather than hardware.
+	Simulated() bool
+	// Quote returns a quote whose report_data is reportData.
+	Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, error)
+}
+
+// Options configure New.
+type Options struct {
+	// StateDir is the locked state directory; simulated providers keep
+	// their certificate chain there.
+	StateDir string
+	// Workload is the bytes of each compose file, in order: the simulated
+	// TDX provider extends RTMR3 with them.
+	Workload [][]byte
+	// TSM is the configfs-tsm client; nil means the kernel's.
+	TSM configfsi.Client
+	// SEVGuestDevice is the legacy SEV-SNP device path; "" means /dev/sev-guest.
+	SEVGuestDevice string
+	// Warn receives the loud warning auto prints when it falls back to a
+	// simulated TEE. nil discards it.
+	Warn func(msg string)
+}
+
+// New returns the provider called name.
+func New(ctx context.Context, name string, o Options) (Provider, error) {
+	if name == "" {
+		name = Auto
+	}
+	switch name {
+	case TDX:
+		return newConfigfs(o, quote.TDX)
+	case SEVSNP:
+		if p, err := newConfigfs(o, quote.SEVSNP); err == nil {
+			return p, nil
+		} else if dev := sevDevice(o); fileExists(dev) {
+			return &sevDeviceProvider{path: dev}, nil
+		} else {
+			return nil, err
+		}
+	case SimTDX:
+		return simtee.NewTDX(o.StateDir, o.Workload)
+	case SimSEVSNP:
+		return simtee.NewSNP(o.StateDir, o.Workload)
+	case Auto:
+		return detect(ctx, o)
+	}
+	return nil, fmt.Errorf("unknown TEE %q: use one of auto, tdx, sev-snp, sim-tdx, sim-sev-snp", name)
+}
+
+func detect(ctx context.Context, o Options) (Provider, error) {
+	if tsm, err := tsmClient(o); err == nil {
+		switch provider, _ := probeProvider(tsm); provider {
+		case "tdx_guest":
+			return New(ctx, TDX, o)
+		case "sev_guest":
+			return New(ctx, SEVSNP, o)
+		}
+	}
+	if fileExists(sevDevice(o)) {
+		return New(ctx, SEVSNP, o)
+	}
+	if o.Warn != nil {
+		o.Warn("NO TEE HARDWARE FOUND: using the simulated TDX provider (sim-tdx). Its quotes are signed by a local test chain and prove nothing about this machine; verifiers reject them unless given sim-root.pem with --trust-root.")
+	}
+	return New(ctx, SimTDX, o)
+}
+
+func sevDevice(o Options) string {
+	if o.SEVGuestDevice != "" {
+		return o.SEVGuestDevice
+	}
+	return "/dev/sev-guest"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func tsmClient(o Options) (configfsi.Client, error) {
+	if o.TSM != nil {
+		return o.TSM, nil
+	}
+	c, err := linuxtsm.MakeClient()
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("configfs-tsm is not available (%s/report is missing): this needs Linux ≥ 6.7 in a TDX or SEV-SNP guest, with configfs mounted (mount -t configfs none /sys/kernel/config): %w", configfsi.TsmPrefix, err)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("configfs-tsm: permission denied: run teesign as root (or give its user write access to %s/report): %w", configfsi.TsmPrefix, err)
+		}
+		return nil, fmt.Errorf("configfs-tsm: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,232 @@
+// Package quote converts attestation quotes between bytes, their text file
+// encodings and named fields: TDX v4/v5 quotes and AMD SEV-SNP reports,
+// detected from the bytes. It checks structure, not authenticity (that is
+// the verify package's job).
+package quote
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	sevabi "github.com/google/go-sev-guest/abi"
+	tdxabi "github.com/google/go-tdx-guest/abi"
+	tdxpb "github.com/google/go-tdx-guest/proto/tdx"
+)
+
+// Kind is a quote format.
+type Kind string
+
+const (
+	// TDX is an Intel TDX quote (version 4 or 5).
+	TDX Kind = "tdx"
+	// SEVSNP is an AMD SEV-SNP attestation report.
+	SEVSNP Kind = "sev-snp"
+)
+
+// SNPReportSize is the size of a raw SEV-SNP ATTESTATION_REPORT.
+const SNPReportSize = 1184
+
+// MaxQuoteSize bounds the quotes teesign decodes (a TDX quote with its PCK
+// chain is about 5 KB).
+const MaxQuoteSize = 64 << 10
+
+// Evidence is an attestation quote as a TEE returned it.
+type Evidence struct {
+	// Kind is the quote's format.
+	Kind Kind
+	// Raw is the quote: a TDX quote or a 1184-byte SEV-SNP report.
+	Raw []byte
+	// CertTable is the SEV-SNP certificate table (AMD's GUID table format)
+	// when the host supplied one, else nil.
+	CertTable []byte
+}
+
+// Detect tells a TDX quote from a SEV-SNP report by its header.
+func Detect(raw []byte) (Kind, error) {
+	if len(raw) >= 8 {
+		v := binary.LittleEndian.Uint16(raw[0:2])
+		tee := binary.LittleEndian.Uint32(raw[4:8])
+		if (v == 4 || v == 5) && tee == tdxabi.TeeTDX {
+			return TDX, nil
+		}
+	}
+	if len(raw) == SNPReportSize {
+		v := binary.LittleEndian.Uint32(raw[0:4])
+		if v >= 2 && v <= 5 {
+			return SEVSNP, nil
+		}
+	}
+	return "", fmt.Errorf("quote of %d bytes is neither a TDX v4/v5 quote (version 4 or 5, TEE type 0x81) nor a %d-byte SEV-SNP report (version 2 to 5)", len(raw), SNPReportSize)
+}
+
+// Decode reads a quote's text form: hex (either case) or standard base64,
+// whitespace ignored. It returns the raw bytes and their kind.
+func Decode(text []byte) ([]byte, Kind, error) {
+	s := strings.Join(strings.Fields(string(text)), "")
+	if s == "" {
+		return nil, "", errors.New("quote is empty")
+	}
+	if len(s) > 2*MaxQuoteSize {
+		return nil, "", fmt.Errorf("quote text is %d characters, more than the %d-byte limit allows", len(s), MaxQuoteSize)
+	}
+	var errs []string
+	if raw, err := hex.DecodeString(s); err == nil {
+		k, err := Detect(raw)
+		if err == nil {
+			return raw, k, nil
+		}
+		errs = append(errs, "as hex: "+err.Error())
+	}
+	if raw, err := base64.StdEncoding.Strict().DecodeString(s); err == nil {
+		k, err := Detect(raw)
+		if err == nil {
+			return raw, k, nil
+		}
+		errs = append(errs, "as base64: "+err.Error())
+	}
+	if len(errs) == 0 {
+		return nil, "", errors.New("quote is neither hex nor standard base64")
+	}
+	return nil, "", errors.New("quote is not a TDX quote or SEV-SNP report (" + strings.Join(errs, "; ") + ")")
+}
+
+// Encode returns the file encoding SPEC fixes for a quote of kind k: TDX as
+// lowercase hex, SEV-SNP as standard base64; one line, trailing newline.
+func Encode(k Kind, raw []byte) []byte {
+	var s string
+	if k == SEVSNP {
+		s = base64.StdEncoding.EncodeToString(raw)
+	} else {
+		s = hex.EncodeToString(raw)
+	}
+	return []byte(s + "\n")
+}
+
+// Fields are a quote's parsed fields, lowercase hex strings (numbers as
+// decimal), under the names `teesign quote inspect` prints.
+type Fields map[string]any
+
+// Parse checks the quote's structure and returns its fields.
+func Parse(raw []byte) (Kind, Fields, error) {
+	k, err := Detect(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	if k == SEVSNP {
+		f, err := parseSNP(raw)
+		return k, f, err
+	}
+	f, err := parseTDX(raw)
+	return k, f, err
+}
+
+// ReportData returns the 64-byte report_data of a structurally valid quote.
+func ReportData(raw []byte) ([]byte, error) {
+	k, err := Detect(raw)
+	if err != nil {
+		return nil, err
+	}
+	if k == SEVSNP {
+		return append([]byte(nil), raw[0x50:0x90]...), nil
+	}
+	q, err := tdxabi.QuoteToProto(raw)
+	if err != nil {
+		return nil, fmt.Errorf("TDX quote: %w", err)
+	}
+	return TDXBody(q).GetReportData(), nil
+}
+
+// TDXBody returns the TD quote body of a parsed v4 or v5 quote.
+func TDXBody(q any) *tdxpb.TDQuoteBody {
+	switch q := q.(type) {
+	case *tdxpb.QuoteV4:
+		return q.GetTdQuoteBody()
+	case *tdxpb.QuoteV5:
+		d := q.GetTdQuoteBodyDescriptor()
+		if b5 := d.GetTdQuoteBodyV5(); b5 != nil {
+			return &tdxpb.TDQuoteBody{
+				TeeTcbSvn: b5.TeeTcbSvn, MrSeam: b5.MrSeam, MrSignerSeam: b5.MrSignerSeam,
+				SeamAttributes: b5.SeamAttributes, TdAttributes: b5.TdAttributes, Xfam: b5.Xfam,
+				MrTd: b5.MrTd, MrConfigId: b5.MrConfigId, MrOwner: b5.MrOwner, MrOwnerConfig: b5.MrOwnerConfig,
+				Rtmrs: b5.Rtmrs, ReportData: b5.ReportData,
+			}
+		}
+	}
+	return nil
+}
+
+func parseTDX(raw []byte) (Fields, error) {
+	q, err := tdxabi.QuoteToProto(raw)
+	if err != nil {
+		return nil, fmt.Errorf("TDX quote: %w", err)
+	}
+	if err := tdxabi.CheckQuote(q); err != nil {
+		return nil, fmt.Errorf("TDX quote: %w", err)
+	}
+	b := TDXBody(q)
+	if b == nil || len(b.Rtmrs) != 4 {
+		return nil, errors.New("TDX quote: no TD quote body with 4 RTMRs")
+	}
+	version := binary.LittleEndian.Uint16(raw[0:2])
+	h := hex.EncodeToString
+	f := Fields{
+		"version":         int(version),
+		"tee_type":        fmt.Sprintf("%08x", binary.LittleEndian.Uint32(raw[4:8])),
+		"tee_tcb_svn":     h(b.TeeTcbSvn),
+		"mr_seam":         h(b.MrSeam),
+		"mr_signer_seam":  h(b.MrSignerSeam),
+		"seam_attributes": h(b.SeamAttributes),
+		"td_attributes":   h(b.TdAttributes),
+		"xfam":            h(b.Xfam),
+		"mr_td":           h(b.MrTd),
+		"mr_config_id":    h(b.MrConfigId),
+		"mr_owner":        h(b.MrOwner),
+		"mr_owner_config": h(b.MrOwnerConfig),
+		"rtmr0":           h(b.Rtmrs[0]),
+		"rtmr1":           h(b.Rtmrs[1]),
+		"rtmr2":           h(b.Rtmrs[2]),
+		"rtmr3":           h(b.Rtmrs[3]),
+		"report_data":     h(b.ReportData),
+		"debug":           TDXDebug(b.TdAttributes),
+	}
+	return f, nil
+}
+
+// TDXDebug reports whether the TD's DEBUG attribute (bit 0) is set.
+func TDXDebug(tdAttributes []byte) bool { return len(tdAttributes) > 0 && tdAttributes[0]&1 == 1 }
+
+// SNPDebugBit is bit 19 of a SEV-SNP guest policy: debugging allowed.
+const SNPDebugBit = 1 << 19
+
+func parseSNP(raw []byte) (Fields, error) {
+	r, err := sevabi.ReportToProto(raw)
+	if err != nil {
+		return nil, fmt.Errorf("SEV-SNP report: %w", err)
+	}
+	h := hex.EncodeToString
+	return Fields{
+		"version":       int(r.GetVersion()),
+		"guest_svn":     int(r.GetGuestSvn()),
+		"policy":        fmt.Sprintf("%016x", r.GetPolicy()),
+		"family_id":     h(r.GetFamilyId()),
+		"image_id":      h(r.GetImageId()),
+		"vmpl":          int(r.GetVmpl()),
+		"measurement":   h(r.GetMeasurement()),
+		"host_data":     h(r.GetHostData()),
+		"id_key_digest": h(r.GetIdKeyDigest()),
+		"report_id":     h(r.GetReportId()),
+		"report_data":   h(r.GetReportData()),
+		"chip_id":       h(r.GetChipId()),
+		"reported_tcb":  fmt.Sprintf("%016x", r.GetReportedTcb()),
+		"current_tcb":   fmt.Sprintf("%016x", r.GetCurrentTcb()),
+		"committed_tcb": fmt.Sprintf("%016x", r.GetCommittedTcb()),
+		"launch_tcb":    fmt.Sprintf("%016x", r.GetLaunchTcb()),
+		"platform_info": fmt.Sprintf("%016x", r.GetPlatformInfo()),
+		"signer_info":   fmt.Sprintf("%08x", r.GetSignerInfo()),
+		"debug":         r.GetPolicy()&SNPDebugBit != 0,
+	}, nil
+}

@@ -1,0 +1,82 @@
+// Package simtee is teesign's simulated TEE: TDX v4 quotes and SEV-SNP
+// reports in the real binary layouts, signed by certificate chains made on
+// first use and kept in the state directory. Nothing about it is
+// hardware-backed: verifiers trust it only when given its root explicitly.
+package simtee
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+)
+
+// MeasurementSize is the size of a TDX MR or RTMR and of a SEV-SNP measurement.
+const MeasurementSize = 48
+
+// label returns SHA-384("teesign-sim/" + name): the fixed, documented value
+// of a simulated measurement.
+func label(name string) []byte {
+	h := sha512.Sum384([]byte("teesign-sim/" + name))
+	return h[:]
+}
+
+// ExtendRTMR3 returns RTMR3 as SecretVM extends it from compose files: from
+// 48 zero bytes, for each file RTMR3 = SHA-384(RTMR3 ‖ SHA-256(file) padded
+// with zeros to 48 bytes).
+func ExtendRTMR3(files ...[]byte) []byte {
+	rtmr := make([]byte, MeasurementSize)
+	for _, f := range files {
+		var ev [MeasurementSize]byte
+		d := sha256.Sum256(f)
+		copy(ev[:], d[:])
+		h := sha512.New384()
+		h.Write(rtmr)
+		h.Write(ev[:])
+		rtmr = h.Sum(nil)
+	}
+	return rtmr
+}
+
+// TDX body values of the simulated TD. MR_SEAM, MR_TD and RTMR0-2 are
+// SHA-384 of "teesign-sim/<field>"; RTMR3 comes from the workload.
+var (
+	simTeeTcbSvn    = mustHex("07010300000000000000000000000000")
+	simTdAttributes = mustHex("0000001000000000") // SEPT_VE_DISABLE; DEBUG (bit 0) clear
+	simXfam         = mustHex("e702060000000000")
+)
+
+// TDXMeasurements returns the simulated TD's fixed measurements and the
+// RTMR3 of the given workload, as lowercase hex under the field names of
+// `teesign quote inspect`.
+func TDXMeasurements(workload [][]byte) map[string]string {
+	return map[string]string{
+		"tee_tcb_svn":   hex.EncodeToString(simTeeTcbSvn),
+		"mr_seam":       hex.EncodeToString(label("mr_seam")),
+		"td_attributes": hex.EncodeToString(simTdAttributes),
+		"xfam":          hex.EncodeToString(simXfam),
+		"mr_td":         hex.EncodeToString(label("mr_td")),
+		"rtmr0":         hex.EncodeToString(label("rtmr0")),
+		"rtmr1":         hex.EncodeToString(label("rtmr1")),
+		"rtmr2":         hex.EncodeToString(label("rtmr2")),
+		"rtmr3":         hex.EncodeToString(ExtendRTMR3(workload...)),
+	}
+}
+
+// SNPMeasurements returns the simulated SEV-SNP guest's measurement and
+// host_data (SHA-256 of the workload's RTMR3-style digest, so that a
+// verifier can pin the workload on SEV-SNP too).
+func SNPMeasurements(workload [][]byte) map[string]string {
+	hd := sha256.Sum256(ExtendRTMR3(workload...))
+	return map[string]string{
+		"measurement": hex.EncodeToString(label("measurement")),
+		"host_data":   hex.EncodeToString(hd[:]),
+	}
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
