@@ -1,0 +1,130 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/teesign/teesign/internal/verifiersvc"
+	"github.com/teesign/teesign/validate"
+	"github.com/teesign/teesign/verify"
+)
+
+func loadTrusted(files []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--trust-root: %w", err))
+		}
+		certs, err := verify.ParseCerts(data)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--trust-root %s: %w", f, err))
+		}
+		out = append(out, certs...)
+	}
+	return out, nil
+}
+
+func newVerifyCmd() *cobra.Command {
+	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, pccs string
+	var roots []string
+	var offline bool
+	c := &cobra.Command{
+		Use:   "verify --quote FILE (--message TEXT | --message-file FILE) --signature B64 [flags]",
+		Short: "Verify a signature against an attestation quote; prints JSON, exit 0 only when valid",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if quoteFile == "" || sigB64 == "" || (message == "") == (messageFile == "") {
+				return usageErr(errors.New("need --quote, --signature and exactly one of --message or --message-file"))
+			}
+			q, err := os.ReadFile(quoteFile)
+			if err != nil {
+				return usageErr(err)
+			}
+			msg := []byte(message)
+			if messageFile != "" {
+				if msg, err = os.ReadFile(messageFile); err != nil {
+					return usageErr(err)
+				}
+			}
+			sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(sigB64))
+			if err != nil {
+				return usageErr(fmt.Errorf("--signature is not standard base64: %w", err))
+			}
+			o := verify.Options{KeyType: keyType, Offline: offline}
+			if pubkey != "" {
+				if o.PublicKeyPEM, err = os.ReadFile(pubkey); err != nil {
+					return usageErr(err)
+				}
+			}
+			if policyFile != "" {
+				if o.Policy, err = validate.Load(policyFile); err != nil {
+					return usageErr(err)
+				}
+			}
+			if o.TrustedCerts, err = loadTrusted(roots); err != nil {
+				return err
+			}
+			if pccs != "" && !offline {
+				fmt.Fprintln(cmd.ErrOrStderr(), "teesign: note: collateral fetching is not implemented yet; tcb_status is reported as unchecked")
+			}
+			res, err := verify.Verify(cmd.Context(), q, msg, sig, o)
+			if err != nil {
+				return usageErr(err)
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(res); err != nil {
+				return err
+			}
+			if !res.Valid {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&quoteFile, "quote", "", "quote file (hex or base64)")
+	f.StringVar(&message, "message", "", "the signed message, as text")
+	f.StringVar(&messageFile, "message-file", "", "file holding the signed message bytes")
+	f.StringVar(&sigB64, "signature", "", "the signature, standard base64")
+	f.StringVar(&keyType, "key-type", "secp256k1", "key type: secp256k1 or ed25519")
+	f.StringVar(&pubkey, "pubkey", "", "public key PEM the quote must bind")
+	f.StringVar(&policyFile, "policy", "", "policy file (YAML or JSON)")
+	f.StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable; e.g. a simulated TEE's sim-root.pem)")
+	f.StringVar(&pccs, "pccs-url", "", "PCCS base URL for TDX collateral (not implemented yet)")
+	f.BoolVar(&offline, "offline", false, "do not fetch collateral; tcb_status is unchecked")
+	return c
+}
+
+func newVerifierCmd() *cobra.Command {
+	c := &cobra.Command{Use: "verifier", Short: "The verification service"}
+	var listen string
+	var roots []string
+	serve := &cobra.Command{
+		Use:   "serve [--listen ADDR] [--trust-root FILE]...",
+		Short: "Serve POST /verify and POST /dcap-tools/quote-parse",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			trusted, err := loadTrusted(roots)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			h := &verifiersvc.Handler{Trusted: trusted, Log: log}
+			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, verifiersvc.Server(h), log, "verifier")
+		},
+	}
+	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	serve.Flags().StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable)")
+	c.AddCommand(serve)
+	return c
+}

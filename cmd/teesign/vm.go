@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/teesign/teesign/internal/attest"
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/provision"
+	"github.com/teesign/teesign/internal/signer"
+)
+
+// vmFlags are the flags provision and serve share.
+type vmFlags struct {
+	compose  []string
+	state    string
+	tee      string
+	logLevel string
+}
+
+func (f *vmFlags) register(c *cobra.Command) {
+	c.Flags().StringArrayVar(&f.compose, "compose", nil, "docker-compose file (repeatable, merged as docker compose -f does)")
+	c.Flags().StringVar(&f.state, "state", defaultStateDir(), "state directory holding the keys (created 0700)")
+	c.Flags().StringVar(&f.tee, "tee", attest.Auto, "attestation provider: "+strings.Join(attest.Names(), ", "))
+	c.Flags().StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/teesign"
+	}
+	if d, err := os.UserConfigDir(); err == nil {
+		return d + "/teesign"
+	}
+	return ".teesign"
+}
+
+func (f *vmFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, usageErr(fmt.Errorf("--log-level: %w", err))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func (f *vmFlags) provision(ctx context.Context, log *slog.Logger) (*provision.Result, error) {
+	if len(f.compose) == 0 {
+		return nil, usageErr(errors.New("--compose FILE is required"))
+	}
+	return provision.Run(ctx, provision.Options{ComposeFiles: f.compose, StateDir: f.state, TEE: f.tee, Logger: log})
+}
+
+func printFiles(w io.Writer, res *provision.Result) {
+	fmt.Fprintf(w, "teesign: TEE %s (simulated: %v), state %s\n", res.Provider.Name(), res.Provider.Simulated(), res.Store.Dir())
+	for _, alg := range keys.Algs() {
+		rd := res.Identities[alg].Key.Public().ReportData()
+		fmt.Fprintf(w, "teesign: %s report_data %x\n", alg, rd[:])
+	}
+	if len(res.Files) == 0 {
+		fmt.Fprintln(w, "teesign: the compose files mount no teesign file (docker_public_key_<alg>.pem, docker_attestation_<alg>.txt)")
+	}
+	for _, f := range res.Files {
+		state := "wrote"
+		if !f.Changed {
+			state = "unchanged"
+		}
+		fmt.Fprintf(w, "teesign: %s %s (%s %s, mode %04o) for service %q at %s\n", state, f.Path, f.Kind, f.Alg, f.Mode.Perm(), f.Service, f.Target)
+	}
+}
+
+func newProvisionCmd() *cobra.Command {
+	var f vmFlags
+	c := &cobra.Command{
+		Use:   "provision --compose FILE [--compose FILE]... [--state DIR] [--tee NAME]",
+		Short: "Create or load the key pairs, attest them, and write the files the compose files mount",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := f.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			res, err := f.provision(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			printFiles(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	f.register(c)
+	return c
+}
+
+func newServeCmd() *cobra.Command {
+	var f vmFlags
+	var listen string
+	var allow []string
+	c := &cobra.Command{
+		Use:   "serve --compose FILE [--compose FILE]... [--listen ADDR] [--allow CIDR]...",
+		Short: "Provision, then run the signing server on the Docker bridge",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := f.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			prefixes := signer.DefaultAllow()
+			if len(allow) > 0 {
+				prefixes = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+				for _, a := range allow {
+					p, err := netip.ParsePrefix(a)
+					if err != nil {
+						return usageErr(fmt.Errorf("--allow %q: want a CIDR like 172.17.0.0/16: %w", a, err))
+					}
+					prefixes = append(prefixes, p.Masked())
+				}
+			}
+			if listen == "" {
+				listen = signer.DefaultListenAddr()
+			}
+			res, err := f.provision(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			printFiles(cmd.OutOrStdout(), res)
+			ids := map[keys.Alg]*signer.Identity{}
+			for alg, id := range res.Identities {
+				ids[alg] = &signer.Identity{Key: id.Key, PublicPEM: id.PublicPEM, QuoteText: id.QuoteText, Evidence: id.Evidence}
+			}
+			h, err := signer.New(signer.Config{Identities: ids, TEE: res.Provider.Name(), Allow: prefixes, Logger: log})
+			if err != nil {
+				return err
+			}
+			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, signer.HTTPServer(h, log), log, "signing server")
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default: the docker0 address, else 127.0.0.1, port 49153)")
+	c.Flags().StringArrayVar(&allow, "allow", nil, "source network allowed to call the server, as CIDR (repeatable; loopback is always allowed; default: loopback and the Docker bridge networks)")
+	return c
+}
+
+// serveHTTP listens on addr and serves until ctx ends, then shuts down
+// gracefully.
+func serveHTTP(ctx context.Context, out io.Writer, addr string, srv *http.Server, log *slog.Logger, what string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", what, addr, err)
+	}
+	fmt.Fprintf(out, "teesign: %s listening on http://%s\n", what, ln.Addr())
+	log.Info(what+" listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s: %w", what, err)
+	case <-ctx.Done():
+	}
+	log.Info(what + " shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("%s: shutdown: %w", what, err)
+	}
+	return nil
+}

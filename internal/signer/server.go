@@ -1,0 +1,398 @@
+// Package signer is teesign's signing server: POST /sign on the Docker
+// bridge, so containers get signatures while the private keys stay in the
+// host process. It never logs, serves or returns key material or payloads.
+package signer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/quote"
+)
+
+// DefaultPort is the signing server's port.
+const DefaultPort = 49153
+
+// DefaultBodyLimit is the largest request body accepted (413 above).
+const DefaultBodyLimit = 1 << 20
+
+// Identity is what the server holds for one algorithm.
+type Identity struct {
+	Key       *keys.PrivateKey
+	PublicPEM []byte
+	QuoteText []byte
+	Evidence  *quote.Evidence
+}
+
+// Config configures a Server.
+type Config struct {
+	// Identities are the key pairs and quotes, by algorithm.
+	Identities map[keys.Alg]*Identity
+	// TEE is the attestation provider's name, reported by /attestation.
+	TEE string
+	// Allow lists the source networks that may call the server.
+	Allow []netip.Prefix
+	// BodyLimit bounds request bodies; 0 means DefaultBodyLimit.
+	BodyLimit int64
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is the signing server's HTTP handler.
+type Server struct {
+	ids       [2]*Identity // by algIndex
+	allow     []netip.Prefix
+	limit     int64
+	log       *slog.Logger
+	attJSON   map[string][]byte
+	pubPEM    map[string][]byte
+	bufs      sync.Pool
+	metrics   *metrics
+	debugLogs bool
+}
+
+func algIndex(a keys.Alg) int {
+	if a == keys.Ed25519 {
+		return 1
+	}
+	return 0
+}
+
+// New builds the server, precomputing every response that does not depend
+// on the request.
+func New(cfg Config) (*Server, error) {
+	s := &Server{allow: cfg.Allow, limit: cfg.BodyLimit, log: cfg.Logger, attJSON: map[string][]byte{}, pubPEM: map[string][]byte{}}
+	if s.limit <= 0 {
+		s.limit = DefaultBodyLimit
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.debugLogs = s.log.Enabled(context.Background(), slog.LevelDebug)
+	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	for _, alg := range keys.Algs() {
+		id := cfg.Identities[alg]
+		if id == nil {
+			return nil, fmt.Errorf("signer: no %s identity", alg)
+		}
+		s.ids[algIndex(alg)] = id
+		s.pubPEM[string(alg)] = id.PublicPEM
+		rd := id.Key.Public().ReportData()
+		att := map[string]any{
+			"key_type":    alg,
+			"tee":         cfg.TEE,
+			"public_key":  string(id.PublicPEM),
+			"quote":       strings.TrimSuffix(string(id.QuoteText), "\n"),
+			"report_data": hex.EncodeToString(rd[:]),
+		}
+		if id.Evidence != nil && len(id.Evidence.CertTable) > 0 {
+			att["cert_table"] = base64.StdEncoding.EncodeToString(id.Evidence.CertTable)
+		}
+		b, err := json.Marshal(att)
+		if err != nil {
+			return nil, err
+		}
+		s.attJSON[string(alg)] = append(b, '\n')
+	}
+	s.metrics = newMetrics()
+	return s, nil
+}
+
+// Registry returns the Prometheus registry behind /metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
+// ServeHTTP routes requests.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(r.RemoteAddr) {
+		s.metrics.denied.Inc()
+		s.log.Warn("request from a source that is not allowed", "remote", r.RemoteAddr, "path", r.URL.Path)
+		writeError(w, http.StatusForbidden, "forbidden: this source address may not use the signing server")
+		return
+	}
+	path := r.URL.Path
+	switch {
+	case path == "/sign":
+		if s.method(w, r, http.MethodPost) {
+			s.sign(w, r, false)
+		}
+	case path == "/sign/batch":
+		if s.method(w, r, http.MethodPost) {
+			s.sign(w, r, true)
+		}
+	case strings.HasPrefix(path, "/public_key/"):
+		if s.method(w, r, http.MethodGet) {
+			s.getByAlg(w, strings.TrimPrefix(path, "/public_key/"), s.pubPEM, "application/x-pem-file")
+		}
+	case strings.HasPrefix(path, "/attestation/"):
+		if s.method(w, r, http.MethodGet) {
+			s.getByAlg(w, strings.TrimPrefix(path, "/attestation/"), s.attJSON, "application/json")
+		}
+	case path == "/healthz":
+		if s.method(w, r, http.MethodGet) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, "{\"status\":\"ok\"}\n")
+		}
+	case path == "/metrics":
+		if s.method(w, r, http.MethodGet) {
+			promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		}
+	default:
+		s.metrics.errors.WithLabelValues("404").Inc()
+		writeError(w, http.StatusNotFound, "not found: endpoints are POST /sign, POST /sign/batch, GET /public_key/<alg>, GET /attestation/<alg>, GET /healthz, GET /metrics")
+	}
+}
+
+func (s *Server) method(w http.ResponseWriter, r *http.Request, want string) bool {
+	if r.Method == want || (want == http.MethodGet && r.Method == http.MethodHead) {
+		return true
+	}
+	allow := want
+	if want == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	w.Header().Set("Allow", allow)
+	s.metrics.errors.WithLabelValues("405").Inc()
+	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use "+want)
+	return false
+}
+
+func (s *Server) getByAlg(w http.ResponseWriter, alg string, m map[string][]byte, ctype string) {
+	b, ok := m[alg]
+	if !ok {
+		s.metrics.errors.WithLabelValues("404").Inc()
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown key type %q: accepted key types are \"secp256k1\" and \"ed25519\"", alg))
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Write(b)
+}
+
+func (s *Server) allowed(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range s.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// sign is the hot path: one pooled buffer for the body and the response,
+// no disk I/O, no key parsing, no lock.
+func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
+	if r.ContentLength > s.limit {
+		s.tooLarge(w)
+		return
+	}
+	bp := s.bufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf { // let huge buffers go
+			s.bufs.Put(bp)
+		}
+	}()
+	body, err := readBody(r.Body, (*bp)[:0], s.limit)
+	*bp = body[:0]
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			s.tooLarge(w)
+			return
+		}
+		s.metrics.errors.WithLabelValues("400").Inc()
+		writeError(w, http.StatusBadRequest, "could not read the request body")
+		return
+	}
+	req, err := decodeSignRequest(body, batch)
+	if err != nil {
+		s.metrics.errors.WithLabelValues("400").Inc()
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id := s.ids[algIndex(req.keyType)]
+	// Build the response after the body in the same buffer.
+	out := body[len(body):]
+	if batch {
+		out = append(out, `{"signatures":[`...)
+		for i, p := range req.payloads {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = appendB64(append(out, '"'), id.Key.Sign(p))
+			out = append(out, '"')
+		}
+		out = append(out, ']')
+		s.metrics.signatures[algIndex(req.keyType)].Add(float64(len(req.payloads)))
+	} else {
+		out = appendB64(append(out, `{"signature":"`...), id.Key.Sign(req.payload))
+		out = append(out, '"')
+		s.metrics.signatures[algIndex(req.keyType)].Inc()
+	}
+	out = append(out, `,"key_type":"`...)
+	out = append(out, req.keyType...)
+	out = append(out, "\"}\n"...)
+	if cap(out) > cap(body) {
+		*bp = out[:0]
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonCT
+	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	w.Write(out)
+	if s.debugLogs {
+		s.logSign(req)
+	}
+}
+
+// maxPooledBuf is the largest buffer kept for reuse.
+const maxPooledBuf = 64 << 10
+
+var jsonCT = []string{"application/json"}
+
+func (s *Server) logSign(req *signRequest) {
+	if req.payloads != nil {
+		s.log.Debug("signed batch", "key_type", req.keyType, "count", len(req.payloads))
+		return
+	}
+	h := sha256.Sum256(req.payload)
+	s.log.Debug("signed", "key_type", req.keyType, "payload_size", len(req.payload), "payload_sha256", hex.EncodeToString(h[:8]))
+}
+
+func (s *Server) tooLarge(w http.ResponseWriter) {
+	s.metrics.errors.WithLabelValues("413").Inc()
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the %d-byte limit", s.limit))
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readBody appends r to buf, failing with errTooLarge past limit bytes.
+func readBody(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+func appendB64(dst, src []byte) []byte {
+	n := base64.StdEncoding.EncodedLen(len(src))
+	dst = append(dst, make([]byte, n)...)
+	base64.StdEncoding.Encode(dst[len(dst)-n:], src)
+	return dst
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+type metrics struct {
+	reg        *prometheus.Registry
+	signatures [2]prometheus.Counter
+	errors     *prometheus.CounterVec
+	denied     prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	sigs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "teesign_signatures_total", Help: "Signatures made, by key type."}, []string{"key_type"})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "teesign_request_errors_total", Help: "Requests answered with an error, by status code."}, []string{"code"})
+	denied := prometheus.NewCounter(prometheus.CounterOpts{Name: "teesign_requests_denied_total", Help: "Requests refused because of their source address."})
+	reg.MustRegister(sigs, errs, denied, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return &metrics{reg: reg, errors: errs, denied: denied,
+		signatures: [2]prometheus.Counter{sigs.WithLabelValues(string(keys.Secp256k1)), sigs.WithLabelValues(string(keys.Ed25519))}}
+}
+
+// HTTPServer wraps h in an http.Server with the signing server's timeouts
+// and header limit.
+func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// DefaultListenAddr is the docker0 bridge's IPv4 address on DefaultPort, or
+// 127.0.0.1 when there is no Docker bridge.
+func DefaultListenAddr() string {
+	if a, ok := interfaceIPv4("docker0"); ok {
+		return net.JoinHostPort(a.String(), strconv.Itoa(DefaultPort))
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultPort))
+}
+
+// DefaultAllow is loopback plus the networks of the Docker bridges
+// (docker0 and the br-* bridges of compose networks).
+func DefaultAllow() []netip.Prefix {
+	out := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		if ifc.Name != "docker0" && !strings.HasPrefix(ifc.Name, "br-") {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if p, err := netip.ParsePrefix(n.String()); err == nil {
+					out = append(out, p.Masked())
+				}
+			}
+		}
+	}
+	return out
+}
+
+func interfaceIPv4(name string) (netip.Addr, bool) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			addr, _ := netip.AddrFromSlice(n.IP.To4())
+			return addr, true
+		}
+	}
+	return netip.Addr{}, false
+}

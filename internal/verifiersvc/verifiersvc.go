@@ -1,0 +1,158 @@
+// Package verifiersvc is teesign's public verification service: POST
+// /verify and POST /dcap-tools/quote-parse (compatible with SecretVM's PCCS
+// quote parser), with strict decoding, a body limit and timeouts.
+package verifiersvc
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/validate"
+	"github.com/teesign/teesign/verify"
+)
+
+// BodyLimit bounds request bodies.
+const BodyLimit = 256 << 10
+
+// Handler serves the verification API.
+type Handler struct {
+	// Trusted are extra trusted certificates (--trust-root).
+	Trusted []*x509.Certificate
+	Log     *slog.Logger
+}
+
+// VerifyRequest is the body of POST /verify.
+type VerifyRequest struct {
+	Quote           string           `json:"quote"`
+	Message         string           `json:"message"`
+	MessageEncoding string           `json:"message_encoding,omitempty"`
+	Signature       string           `json:"signature"`
+	KeyType         string           `json:"key_type,omitempty"`
+	PublicKey       string           `json:"public_key,omitempty"`
+	Policy          *validate.Policy `json:"policy,omitempty"`
+}
+
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("invalid JSON: trailing data after the object")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/verify", "/dcap-tools/quote-parse":
+	case "/healthz":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: endpoints are POST /verify and POST /dcap-tools/quote-parse"})
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, BodyLimit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("request body over the %d-byte limit", BodyLimit)})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "could not read the body"})
+		return
+	}
+	if r.URL.Path == "/dcap-tools/quote-parse" {
+		h.quoteParse(w, body)
+		return
+	}
+	var req VerifyRequest
+	if err := decodeStrict(bytes.NewReader(body), &req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	msg := []byte(req.Message)
+	if req.MessageEncoding == "base64" {
+		if msg, err = base64.StdEncoding.DecodeString(req.Message); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "message is not base64"})
+			return
+		}
+	}
+	sig, err := base64.StdEncoding.DecodeString(req.Signature)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "signature is not standard base64"})
+		return
+	}
+	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, TrustedCerts: h.Trusted, Offline: true}
+	if req.PublicKey != "" {
+		o.PublicKeyPEM = []byte(req.PublicKey)
+	}
+	res, err := verify.Verify(r.Context(), []byte(req.Quote), msg, sig, o)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// quoteParse answers like SecretVM's PCCS quote parser: the TDX body fields
+// as lowercase hex under "quote".
+func (h *Handler) quoteParse(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Quote string `json:"quote"`
+	}
+	if err := decodeStrict(bytes.NewReader(body), &req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	raw, kind, err := quote.Decode([]byte(req.Quote))
+	if err == nil && kind != quote.TDX {
+		err = errors.New("not a TDX quote (SEV-SNP reports are parsed locally)")
+	}
+	var f quote.Fields
+	if err == nil {
+		_, f, err = quote.Parse(raw)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	out := map[string]any{}
+	for _, k := range []string{"mr_seam", "mr_signer_seam", "td_attributes", "xfam", "mr_td", "mr_config_id", "mr_owner", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "report_data"} {
+		out[k] = f[k]
+	}
+	out["version"] = fmt.Sprintf("%04x", f["version"])
+	out["tee_type"] = f["tee_type"]
+	out["tcb_svn"] = f["tee_tcb_svn"]
+	out["mr_config"] = f["mr_owner_config"]
+	writeJSON(w, http.StatusOK, map[string]any{"quote": out})
+}
+
+// Server wraps h with a public service's timeouts and limits.
+func Server(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 20 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+}

@@ -1,0 +1,316 @@
+// Package verify checks that a signature came from a key bound into an
+// Intel TDX or AMD SEV-SNP attestation quote: the quote's hardware
+// signature chain up to Intel's or AMD's root, its measurements against a
+// policy (package validate), the key binding in report_data, and the
+// signature itself. Each check is reported by name.
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	_ "embed"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	sevabi "github.com/google/go-sev-guest/abi"
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
+	sevverify "github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
+	tdxabi "github.com/google/go-tdx-guest/abi"
+	tdxverify "github.com/google/go-tdx-guest/verify"
+
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/validate"
+)
+
+//go:embed intel_sgx_root_ca.pem
+var intelRootPEM []byte
+
+// Check names, in the order they run and are reported.
+const (
+	CheckQuoteSignature = "quote_signature"
+	CheckCertChain      = "cert_chain"
+	CheckTCBStatus      = "tcb_status"
+	CheckPolicy         = "policy"
+	CheckKeyBinding     = "key_binding"
+	CheckSignature      = "signature"
+)
+
+// Outcomes of a check.
+const (
+	Pass      = "pass"
+	Fail      = "fail"
+	Unchecked = "unchecked"
+	Skipped   = "skipped"
+)
+
+// Check is one check's outcome.
+type Check struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Result is the outcome of Verify.
+type Result struct {
+	// Valid is true only when no check failed.
+	Valid bool `json:"valid"`
+	// TEE is "tdx" or "sev-snp" ("" when the quote could not be read).
+	TEE string `json:"tee"`
+	// KeyType is the algorithm checked.
+	KeyType string `json:"key_type"`
+	// Checks are every check, in order.
+	Checks []Check `json:"checks"`
+	// Measurements are the quote's fields (lowercase hex).
+	Measurements map[string]any `json:"measurements,omitempty"`
+	// PublicKey is the bound public key as PEM.
+	PublicKey string `json:"public_key,omitempty"`
+}
+
+// Options tune Verify. The zero value verifies a secp256k1 signature
+// offline against Intel's and AMD's roots with no measurement policy.
+type Options struct {
+	// KeyType is "secp256k1" (default) or "ed25519".
+	KeyType string
+	// PublicKeyPEM, when set, must be the key bound in the quote.
+	PublicKeyPEM []byte
+	// Policy checks measurements; nil checks only debug-off.
+	Policy *validate.Policy
+	// TrustedCerts are extra certificates to trust (e.g. teesign's
+	// sim-root.pem): self-signed ones become roots. For SEV-SNP they may
+	// also hold the ASK and the VCEK.
+	TrustedCerts []*x509.Certificate
+	// Offline skips collateral (TCB status is reported as unchecked).
+	// Collateral fetching is not implemented yet, so it is always skipped.
+	Offline bool
+	// Now is the time at which certificates must be valid (default now).
+	Now time.Time
+}
+
+// ParseCerts reads every CERTIFICATE block of a PEM file.
+func ParseCerts(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	rest := bytes.TrimSpace(data)
+	for len(rest) > 0 {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, errors.New("certificates: malformed PEM")
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("certificates: unexpected PEM block %q", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificates: %w", err)
+		}
+		out = append(out, c)
+		rest = bytes.TrimSpace(rest)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("certificates: no CERTIFICATE block found")
+	}
+	return out, nil
+}
+
+type run struct {
+	res    *Result
+	failed bool
+}
+
+func (r *run) add(name, status, reason string) {
+	r.res.Checks = append(r.res.Checks, Check{Name: name, Status: status, Reason: reason})
+	if status == Fail {
+		r.failed = true
+	}
+}
+
+// Verify checks quoteText (hex or base64), message and signature. It
+// returns an error only for unusable options; a quote, key or signature
+// that fails is reported in the Result with Valid false.
+func Verify(ctx context.Context, quoteText, message, signature []byte, o Options) (*Result, error) {
+	alg := keys.DefaultAlg
+	if o.KeyType != "" {
+		a, err := keys.ParseAlg(o.KeyType)
+		if err != nil {
+			return nil, err
+		}
+		alg = a
+	}
+	var wantKey *keys.PublicKey
+	if o.PublicKeyPEM != nil {
+		k, err := keys.ParsePublicKeyPEM(o.PublicKeyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("--pubkey: %w", err)
+		}
+		wantKey = k
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	r := &run{res: &Result{KeyType: string(alg)}}
+	raw, kind, err := quote.Decode(quoteText)
+	var fields quote.Fields
+	if err == nil {
+		_, fields, err = quote.Parse(raw)
+	}
+	if err != nil {
+		r.add(CheckQuoteSignature, Fail, "cannot read the quote: "+err.Error())
+		for _, n := range []string{CheckCertChain, CheckTCBStatus, CheckPolicy, CheckKeyBinding, CheckSignature} {
+			r.add(n, Skipped, "the quote could not be read")
+		}
+		return r.res, nil
+	}
+	r.res.TEE = string(kind)
+	r.res.Measurements = fields
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// 1. quote_signature and cert_chain.
+	var chainErr, sigErr error
+	if kind == quote.TDX {
+		chainErr, sigErr = checkTDX(raw, o)
+	} else {
+		chainErr, sigErr = checkSNP(raw, o)
+	}
+	if sigErr != nil {
+		r.add(CheckQuoteSignature, Fail, sigErr.Error())
+	} else {
+		r.add(CheckQuoteSignature, Pass, "")
+	}
+	if chainErr != nil {
+		r.add(CheckCertChain, Fail, chainErr.Error())
+	} else {
+		r.add(CheckCertChain, Pass, "")
+	}
+	// 2. tcb_status.
+	r.add(CheckTCBStatus, Unchecked, "offline: TCB info, QE identity and CRLs were not fetched")
+	// 3. policy.
+	pol := o.Policy
+	if pol == nil {
+		pol = &validate.Policy{}
+	}
+	if err := pol.Check(string(kind), fields); err != nil {
+		r.add(CheckPolicy, Fail, err.Error())
+	} else {
+		r.add(CheckPolicy, Pass, "")
+	}
+	// 4. key_binding.
+	rd, _ := hex.DecodeString(fmt.Sprint(fields["report_data"]))
+	pub, err := keys.PublicKeyFromReportData(alg, rd)
+	switch {
+	case err != nil:
+		r.add(CheckKeyBinding, Fail, err.Error())
+	case wantKey != nil && !wantKey.Equal(pub):
+		r.add(CheckKeyBinding, Fail, "the given public key is not the one the quote binds")
+	default:
+		r.add(CheckKeyBinding, Pass, "")
+		r.res.PublicKey = string(pub.MarshalPEM())
+	}
+	// 5. signature.
+	if pub == nil {
+		r.add(CheckSignature, Skipped, "no bound public key")
+	} else if err := pub.Verify(message, signature); err != nil {
+		r.add(CheckSignature, Fail, err.Error())
+	} else {
+		r.add(CheckSignature, Pass, "")
+	}
+	r.res.Valid = !r.failed
+	return r.res, nil
+}
+
+func intelRoot() *x509.Certificate {
+	b, _ := pem.Decode(intelRootPEM)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		panic("verify: embedded Intel root: " + err.Error())
+	}
+	return c
+}
+
+// checkTDX returns the certificate chain's error (PCK → intermediate → a
+// trusted root) and the quote signatures' error (quote by the attestation
+// key, QE report by the PCK key, QE report data binding the attestation
+// key), the latter checked against the quote's own root.
+func checkTDX(raw []byte, o Options) (chainErr, sigErr error) {
+	q, err := tdxabi.QuoteToProto(raw)
+	if err != nil {
+		return err, err
+	}
+	chain, err := tdxverify.ExtractChainFromQuote(q)
+	if err != nil {
+		err = fmt.Errorf("PCK certificate chain: %w", err)
+		return err, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(intelRoot())
+	for _, c := range o.TrustedCerts {
+		if bytes.Equal(c.RawIssuer, c.RawSubject) {
+			pool.AddCert(c)
+		}
+	}
+	inter := x509.NewCertPool()
+	inter.AddCert(chain.IntermediateCertificate)
+	if _, err := chain.PCKCertificate.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: o.Now}); err != nil {
+		chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or a --trust-root): %w", err)
+	}
+	own := x509.NewCertPool()
+	own.AddCert(chain.RootCertificate)
+	now := &tdxverify.TimeSet{PckCertChain: o.Now, TcbInfo: o.Now, QeIdentity: o.Now, PckCrl: o.Now, RootCaCrl: o.Now}
+	if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: own, Now: now}); err != nil {
+		sigErr = err
+	}
+	return chainErr, sigErr
+}
+
+func checkSNP(raw []byte, o Options) (chainErr, sigErr error) {
+	report, err := sevabi.ReportToProto(raw)
+	if err != nil {
+		return err, err
+	}
+	roots := map[string][]*trust.AMDRootCerts{}
+	for line, r := range trust.DefaultRootCerts {
+		roots[line] = append(roots[line], r)
+	}
+	var ark, ask, vcek *x509.Certificate
+	for _, c := range o.TrustedCerts {
+		switch {
+		case bytes.Equal(c.RawIssuer, c.RawSubject):
+			ark = c
+		case strings.HasPrefix(c.Subject.CommonName, "SEV-VCEK"):
+			vcek = c
+		default:
+			ask = c
+		}
+	}
+	if ark != nil && ask != nil {
+		line := strings.TrimPrefix(ark.Subject.CommonName, "ARK-")
+		r := trust.AMDRootCertsProduct(line)
+		r.ProductCerts = &trust.ProductCerts{Ark: ark, Ask: ask}
+		roots[line] = append([]*trust.AMDRootCerts{r}, roots[line]...)
+	}
+	if vcek == nil {
+		err := errors.New("no VCEK certificate: pass the host's certificate table or the VCEK (collateral fetching from AMD KDS is not implemented yet)")
+		return err, err
+	}
+	att := &spb.Attestation{Report: report, CertificateChain: &spb.CertificateChain{VcekCert: vcek.Raw}}
+	if ask != nil {
+		att.CertificateChain.AskCert = ask.Raw
+	}
+	if ark != nil {
+		att.CertificateChain.ArkCert = ark.Raw
+	}
+	if err := sevverify.SnpReportSignature(raw, vcek); err != nil {
+		sigErr = err
+	}
+	if err := sevverify.SnpAttestation(att, &sevverify.Options{DisableCertFetching: true, Now: o.Now, TrustedRoots: roots}); err != nil && sigErr == nil {
+		chainErr = fmt.Errorf("the VCEK does not chain to a trusted AMD root (or a --trust-root): %w", err)
+	}
+	return chainErr, sigErr
+}
