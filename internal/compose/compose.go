@@ -123,7 +123,7 @@ func Load(ctx context.Context, files []string) (*Project, error) {
 	}
 	opts, err := cli.NewProjectOptions(p.Files,
 		cli.WithWorkingDirectory(filepath.Dir(p.Files[0])),
-		cli.WithOsEnv, cli.WithDotEnv, cli.WithName("teesign"),
+		cli.WithOsEnv, cli.WithEnvFiles(), cli.WithDotEnv, cli.WithName("teesign"),
 		cli.WithResolvedPaths(true))
 	if err != nil {
 		return nil, fmt.Errorf("compose: %w", err)

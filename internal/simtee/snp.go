@@ -28,7 +28,7 @@ const (
 	// SNPChainFile holds the simulated ARK, ASK, VCEK certificates and the
 	// VCEK key.
 	SNPChainFile = "sim-sev-snp-chain.pem"
-	// SNPRootFile is the simulated ARK and ASK, for `--trust-root`.
+	// SNPRootFile is the simulated ARK, ASK and VCEK, for `--trust-root`.
 	SNPRootFile = "sim-sev-snp-root.pem"
 	// SNPProduct is the product line the simulated chain claims.
 	SNPProduct = "Milan"
@@ -47,7 +47,7 @@ type SNP struct {
 }
 
 // NewSNP loads (or makes, on first use: RSA-4096 ARK and ASK, P-384 VCEK)
-// the simulated SEV-SNP chain in stateDir, exports ARK and ASK as
+// the simulated SEV-SNP chain in stateDir, exports ARK, ASK and VCEK as
 // sim-sev-snp-root.pem, and returns the provider.
 func NewSNP(stateDir string, workload [][]byte) (*SNP, error) {
 	if stateDir == "" {
@@ -58,7 +58,7 @@ func NewSNP(stateDir string, workload [][]byte) (*SNP, error) {
 		return nil, fmt.Errorf("sim-sev-snp: %w", err)
 	}
 	root := filepath.Join(stateDir, SNPRootFile)
-	if err := exportRoots(root, c.certs[0], c.certs[1]); err != nil {
+	if err := exportRoots(root, c.certs...); err != nil {
 		return nil, fmt.Errorf("sim-sev-snp: export roots: %w", err)
 	}
 	return &SNP{chain: c, measurements: SNPMeasurements(workload), rootPath: root}, nil

@@ -1,0 +1,155 @@
+package signer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/signer"
+)
+
+func newServer(t *testing.T, allow ...string) (*httptest.Server, map[keys.Alg]*keys.PrivateKey) {
+	t.Helper()
+	ids := map[keys.Alg]*signer.Identity{}
+	ks := map[keys.Alg]*keys.PrivateKey{}
+	for _, alg := range keys.Algs() {
+		k, err := keys.Generate(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks[alg] = k
+		ids[alg] = &signer.Identity{Key: k, PublicPEM: k.Public().MarshalPEM(), QuoteText: []byte("00\n")}
+	}
+	var prefixes []netip.Prefix
+	for _, a := range allow {
+		prefixes = append(prefixes, netip.MustParsePrefix(a))
+	}
+	h, err := signer.New(signer.Config{Identities: ids, TEE: "sim-tdx", Allow: prefixes, BodyLimit: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config = signer.HTTPServer(h, slogDiscard())
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts, ks
+}
+
+func do(t *testing.T, method, url, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded") // what curl -d sends
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %q", method, url, data)
+		}
+	}
+	return resp.StatusCode, resp.Header, m
+}
+
+func TestSignBothKeyTypes(t *testing.T) {
+	ts, ks := newServer(t, "127.0.0.0/8")
+	for _, alg := range keys.Algs() {
+		code, _, m := do(t, "POST", ts.URL+"/sign", `{"key_type": "`+string(alg)+`", "payload": "My Secret Message" }`)
+		if code != 200 || m["key_type"] != string(alg) {
+			t.Fatalf("%s: %d %v", alg, code, m)
+		}
+		sig, err := base64.StdEncoding.DecodeString(m["signature"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ks[alg].Public().Verify([]byte("My Secret Message"), sig); err != nil {
+			t.Fatalf("%s: %v", alg, err)
+		}
+	}
+	// Batch keeps order.
+	code, _, m := do(t, "POST", ts.URL+"/sign/batch", `{"key_type":"ed25519","payloads":["a","b","c"]}`)
+	if code != 200 {
+		t.Fatalf("batch: %d %v", code, m)
+	}
+	sigs := m["signatures"].([]any)
+	for i, p := range []string{"a", "b", "c"} {
+		sig, _ := base64.StdEncoding.DecodeString(sigs[i].(string))
+		if err := ks[keys.Ed25519].Public().Verify([]byte(p), sig); err != nil {
+			t.Fatalf("batch signature %d: %v", i, err)
+		}
+	}
+}
+
+func TestErrorCases(t *testing.T) {
+	ts, _ := newServer(t, "127.0.0.0/8")
+	cases := []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/sign", `{"payload":`, 400, "invalid JSON"},
+		{"POST", "/sign", `{"key_type":"secp256k1"}`, 400, "missing field"},
+		{"POST", "/sign", `{"key_type":"rsa","payload":"x"}`, 400, "invalid key type"},
+		{"POST", "/sign", `{"payload":"x","payload_encoding":"base64"}`, 400, "base64"},
+		{"POST", "/sign", `{"payload":"` + strings.Repeat("a", 5000) + `"}`, 413, "limit"},
+		{"GET", "/sign", ``, 405, "not allowed"},
+		{"POST", "/public_key/ed25519", ``, 405, "not allowed"},
+		{"GET", "/nope", ``, 404, "not found"},
+		{"GET", "/public_key/rsa", ``, 404, "unknown key type"},
+	}
+	for _, c := range cases {
+		code, h, m := do(t, c.method, ts.URL+c.path, c.body)
+		if code != c.code || !strings.Contains(m["error"].(string), c.want) {
+			t.Errorf("%s %s %.30s: %d %v, want %d %q", c.method, c.path, c.body, code, m, c.code, c.want)
+		}
+		if code == 405 && h.Get("Allow") == "" {
+			t.Errorf("405 without Allow")
+		}
+	}
+	code, _, m := do(t, "GET", ts.URL+"/attestation/ed25519", "")
+	if code != 200 || m["tee"] != "sim-tdx" || !strings.Contains(m["public_key"].(string), "PUBLIC KEY") || len(m["report_data"].(string)) != 128 {
+		t.Fatalf("attestation: %d %v", code, m)
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte(`teesign_request_errors_total{code="400"} 4`)) {
+		t.Fatalf("metrics do not count the 400s:\n%s", body)
+	}
+}
+
+func TestDisallowedSourceGets403(t *testing.T) {
+	ts, _ := newServer(t, "127.0.0.1/32")
+	// Dial from 127.0.0.2, outside the allowed 127.0.0.1/32.
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+		return d.DialContext(ctx, network, addr)
+	}}}
+	resp, err := client.Post(ts.URL+"/sign", "application/json", strings.NewReader(`{"payload":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+	code, _, _ := do(t, "POST", ts.URL+"/sign", `{"payload":"x"}`)
+	if code != 200 {
+		t.Fatalf("allowed source got %d", code)
+	}
+}

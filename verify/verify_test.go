@@ -1,0 +1,193 @@
+package verify_test
+
+import (
+	"context"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/internal/simtee"
+	"github.com/teesign/teesign/internal/testutil"
+	"github.com/teesign/teesign/validate"
+	"github.com/teesign/teesign/verify"
+)
+
+func status(r *verify.Result) map[string]string {
+	m := map[string]string{}
+	for _, c := range r.Checks {
+		m[c.Name] = c.Status
+	}
+	return m
+}
+
+func sample(t *testing.T) (quoteText []byte, k *keys.PrivateKey) {
+	t.Helper()
+	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testutil.SampleFile(t, "quote.txt"), k
+}
+
+func TestSecretVMSampleVerifies(t *testing.T) {
+	q, k := sample(t)
+	msg := []byte("My Secret Message")
+	sig := k.Sign(msg)
+	for _, pub := range [][]byte{nil, testutil.SampleFile(t, "public_key.pem")} {
+		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Offline: true, PublicKeyPEM: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"quote_signature": "pass", "cert_chain": "pass", "tcb_status": "unchecked", "policy": "pass", "key_binding": "pass", "signature": "pass"}
+		for n, s := range want {
+			if status(res)[n] != s {
+				t.Fatalf("%s = %s, want %s: %+v", n, status(res)[n], s, res.Checks)
+			}
+		}
+		if !res.Valid || res.TEE != "tdx" {
+			t.Fatalf("%+v", res)
+		}
+	}
+	// The reference client's expected values, as a policy.
+	pol, err := validate.Parse([]byte(`
+tdx:
+  tcb_svn: ["07010300000000000000000000000000"]
+  mr_seam: ["49b66faa451d19ebbdbe89371b8daf2b65aa3984ec90110343e9e2eec116af08850fa20e3b1aa9a874d77a65380ee7e6"]
+  mr_td: ["1e305ac8284517f73ada985bfc9fded48b23ed091ba8149678bb10207fb470c7903d7a8ddffa5a7be2a60e349bb75b6e"]
+  rtmr3: ["aff11dd6163203574cdf6841166e6d769e27897fc55ec63c87a8f4ae200781e7dc434318114fcabda19ce1af2ef0741a"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Policy: pol})
+	if !res.Valid {
+		t.Fatalf("policy of the sample's own values: %+v", res.Checks)
+	}
+	pol.Tdx["rtmr3"] = []string{"00"}
+	res, _ = verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Policy: pol})
+	if res.Valid || status(res)["policy"] != "fail" || !strings.Contains(res.Checks[3].Reason, "rtmr3 is aff11dd6") {
+		t.Fatalf("policy mismatch not reported: %+v", res.Checks)
+	}
+}
+
+func TestTamperSuite(t *testing.T) {
+	q, k := sample(t)
+	raw, _, err := quote.Decode(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("m")
+	sig := k.Sign(msg)
+	check := func(name string, quoteText, m, s []byte, o verify.Options, failing string) {
+		t.Helper()
+		if o.KeyType == "" {
+			o.KeyType = "ed25519"
+		}
+		res, err := verify.Verify(context.Background(), quoteText, m, s, o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.Valid || status(res)[failing] != "fail" {
+			t.Errorf("%s: want %s to fail, got %+v", name, failing, res.Checks)
+		}
+	}
+	flip := func(off int) []byte {
+		b := append([]byte(nil), raw...)
+		b[off] ^= 0x01
+		return []byte(hex.EncodeToString(b))
+	}
+	check("header byte", flip(10), msg, sig, verify.Options{}, "quote_signature")
+	check("mr_td byte", flip(0x30+136), msg, sig, verify.Options{}, "quote_signature")
+	check("rtmr3 byte", flip(0x30+472), msg, sig, verify.Options{}, "quote_signature")
+	check("quote signature", flip(0x27C+5), msg, sig, verify.Options{}, "quote_signature")
+	check("attestation key", flip(0x2BC+5), msg, sig, verify.Options{}, "quote_signature")
+	qeReport := 0x2BC + 64 + 6
+	check("QE report", flip(qeReport+100), msg, sig, verify.Options{}, "quote_signature")
+	check("QE report signature", flip(qeReport+384+3), msg, sig, verify.Options{}, "quote_signature")
+	// A byte inside the PEM chain's base64 (well past its header).
+	check("PCK chain", flip(len(raw)-400), msg, sig, verify.Options{}, "cert_chain")
+	// report_data replaced with another key: the quote signature breaks.
+	other, _ := keys.Generate(keys.Ed25519)
+	b := append([]byte(nil), raw...)
+	rd := other.Public().ReportData()
+	copy(b[0x238:], rd[:])
+	check("report_data replaced", []byte(hex.EncodeToString(b)), msg, other.Sign(msg), verify.Options{}, "quote_signature")
+	check("truncated", []byte(hex.EncodeToString(raw[:len(raw)-100])), msg, sig, verify.Options{}, "quote_signature")
+	check("other message", q, []byte("n"), sig, verify.Options{}, "signature")
+	sig2 := append([]byte(nil), sig...)
+	sig2[0] ^= 1
+	check("other signature", q, msg, sig2, verify.Options{}, "signature")
+	check("other public key", q, msg, sig, verify.Options{PublicKeyPEM: other.Public().MarshalPEM()}, "key_binding")
+	check("wrong key type", q, msg, sig, verify.Options{KeyType: "secp256k1"}, "key_binding")
+}
+
+func TestSimulatedQuotes(t *testing.T) {
+	dir := t.TempDir()
+	workload := [][]byte{[]byte("services:\n  app:\n    image: x\n")}
+	tdx, err := simtee.NewTDX(dir, workload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Secp256k1)
+	ev, err := tdx.Quote(context.Background(), k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	qText := quote.Encode(ev.Kind, ev.Raw)
+	msg := []byte("hello")
+	sig := k.Sign(msg)
+	// Without the simulated root: cert_chain fails.
+	res, _ := verify.Verify(context.Background(), qText, msg, sig, verify.Options{})
+	if res.Valid || status(res)["cert_chain"] != "fail" {
+		t.Fatalf("simulated quote accepted without --trust-root: %+v", res.Checks)
+	}
+	rootPEM, _ := os.ReadFile(filepath.Join(dir, simtee.TDXRootFile))
+	roots, err := verify.ParseCerts(rootPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := simtee.TDXMeasurements(workload)
+	pol := &validate.Policy{Tdx: map[string][]string{}}
+	for _, f := range []string{"mr_td", "mr_seam", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "tee_tcb_svn"} {
+		pol.Tdx[f] = []string{m[f]}
+	}
+	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{TrustedCerts: roots, Policy: pol})
+	if !res.Valid {
+		t.Fatalf("simulated quote with its root and policy: %+v", res.Checks)
+	}
+	// Another workload's RTMR3 does not match.
+	pol.Tdx["rtmr3"] = []string{hex.EncodeToString(simtee.ExtendRTMR3([]byte("other")))}
+	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{TrustedCerts: roots, Policy: pol})
+	if res.Valid || status(res)["policy"] != "fail" {
+		t.Fatalf("other workload accepted: %+v", res.Checks)
+	}
+
+	snp, err := simtee.NewSNP(dir, workload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err = snp.Quote(context.Background(), k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sText := quote.Encode(ev.Kind, ev.Raw)
+	snpPEM, _ := os.ReadFile(filepath.Join(dir, simtee.SNPRootFile))
+	snpCerts, err := verify.ParseCerts(snpPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &validate.Policy{SevSnp: map[string][]string{"measurement": {simtee.SNPMeasurements(workload)["measurement"]}}}
+	res, _ = verify.Verify(context.Background(), sText, msg, sig, verify.Options{TrustedCerts: snpCerts, Policy: sp})
+	if !res.Valid || res.TEE != "sev-snp" {
+		t.Fatalf("sim-sev-snp: %+v", res.Checks)
+	}
+	// Only the VCEK, no simulated ARK/ASK: the chain fails.
+	res, _ = verify.Verify(context.Background(), sText, msg, sig, verify.Options{TrustedCerts: snpCerts[2:], Policy: sp})
+	if res.Valid || status(res)["cert_chain"] != "fail" {
+		t.Fatalf("sim-sev-snp without its roots: %+v", res.Checks)
+	}
+}
