@@ -56,10 +56,12 @@ func probeProvider(tsm configfsi.Client) (string, error) {
 }
 
 func explainTSM(err error) error {
+	// go-configfs-tsm formats some causes with %v, so match the text too.
+	msg := err.Error()
 	switch {
-	case errors.Is(err, os.ErrPermission):
+	case errors.Is(err, os.ErrPermission) || strings.Contains(msg, "permission denied"):
 		return fmt.Errorf("configfs-tsm report: permission denied (run as root): %w", err)
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) || strings.Contains(msg, "no such file"):
 		return fmt.Errorf("configfs-tsm report interface missing (needs Linux ≥ 6.7 in a confidential guest): %w", err)
 	}
 	return fmt.Errorf("configfs-tsm report: %w", err)

@@ -45,9 +45,12 @@ type Evidence struct {
 	CertTable []byte
 }
 
+// tdxMinSize is a TDX quote's header and v4 body; the signature data follows.
+const tdxMinSize = 48 + 584
+
 // Detect tells a TDX quote from a SEV-SNP report by its header.
 func Detect(raw []byte) (Kind, error) {
-	if len(raw) >= 8 {
+	if len(raw) >= tdxMinSize {
 		v := binary.LittleEndian.Uint16(raw[0:2])
 		tee := binary.LittleEndian.Uint32(raw[4:8])
 		if (v == 4 || v == 5) && tee == tdxabi.TeeTDX {
@@ -60,7 +63,7 @@ func Detect(raw []byte) (Kind, error) {
 			return SEVSNP, nil
 		}
 	}
-	return "", fmt.Errorf("quote of %d bytes is neither a TDX v4/v5 quote (version 4 or 5, TEE type 0x81) nor a %d-byte SEV-SNP report (version 2 to 5)", len(raw), SNPReportSize)
+	return "", fmt.Errorf("quote of %d bytes is neither a TDX v4/v5 quote (at least 632 bytes, version 4 or 5, TEE type 0x81) nor a %d-byte SEV-SNP report (version 2 to 5)", len(raw), SNPReportSize)
 }
 
 // Decode reads a quote's text form: hex (either case) or standard base64,

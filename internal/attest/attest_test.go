@@ -1,0 +1,116 @@
+package attest_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-configfs-tsm/configfs/configfsi"
+	"github.com/google/go-configfs-tsm/configfs/faketsm"
+
+	"github.com/teesign/teesign/internal/attest"
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/internal/simtee"
+)
+
+// fakeTDX is a configfs-tsm whose provider is tdx_guest and whose outblob
+// is a quote (made by the simulated TEE) for the inblob written.
+func fakeTDX(t *testing.T, provider string) configfsi.Client {
+	t.Helper()
+	sim, err := simtee.NewTDX(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := faketsm.Report611(0)
+	base := sub.ReadAttr
+	sub.ReadAttr = func(e *faketsm.ReportEntry, attr string) ([]byte, error) {
+		switch attr {
+		case "provider":
+			return []byte(provider + "\n"), nil
+		case "outblob":
+			in := e.InAttrs["inblob"].Value
+			if len(in) != 64 {
+				return nil, syscall.EINVAL
+			}
+			var rd [64]byte
+			copy(rd[:], in)
+			ev, err := sim.Quote(context.Background(), rd)
+			if err != nil {
+				return nil, err
+			}
+			return ev.Raw, nil
+		}
+		return base(e, attr)
+	}
+	return &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}
+}
+
+func TestConfigfsTDX(t *testing.T) {
+	tsm := fakeTDX(t, "tdx_guest")
+	for _, name := range []string{attest.TDX, attest.Auto} {
+		p, err := attest.New(context.Background(), name, attest.Options{TSM: tsm, SEVGuestDevice: "/nonexistent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Name() != attest.TDX || p.Simulated() || p.Kind() != quote.TDX {
+			t.Fatalf("%s: got provider %s simulated=%v", name, p.Name(), p.Simulated())
+		}
+		var rd [64]byte
+		rd[0], rd[63] = 7, 9
+		ev, err := p.Quote(context.Background(), rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := quote.ReportData(ev.Raw)
+		if string(got) != string(rd[:]) {
+			t.Fatal("quote carries other report_data")
+		}
+	}
+}
+
+func TestConfigfsWrongProvider(t *testing.T) {
+	tsm := fakeTDX(t, "sev_guest")
+	_, err := attest.New(context.Background(), attest.TDX, attest.Options{TSM: tsm})
+	if err == nil || !strings.Contains(err.Error(), `"sev_guest", not "tdx_guest"`) {
+		t.Fatalf("wrong provider: %v", err)
+	}
+	// The fake answers with a TDX quote although it claims sev_guest: the
+	// SEV-SNP provider must refuse it.
+	p, err := attest.New(context.Background(), attest.SEVSNP, attest.Options{TSM: tsm, SEVGuestDevice: "/nonexistent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Quote(context.Background(), [64]byte{}); err == nil {
+		t.Fatal("a TDX quote was accepted as a SEV-SNP report")
+	}
+}
+
+type deniedTSM struct{ configfsi.Client }
+
+func (deniedTSM) MkdirTemp(string, string) (string, error) { return "", os.ErrPermission }
+
+func TestConfigfsErrorsExplain(t *testing.T) {
+	_, err := attest.New(context.Background(), attest.TDX, attest.Options{TSM: deniedTSM{}})
+	if err == nil || !strings.Contains(err.Error(), "run as root") {
+		t.Fatalf("permission error: %v", err)
+	}
+}
+
+func TestAutoFallsBackToSimulatedLoudly(t *testing.T) {
+	var warned string
+	p, err := attest.New(context.Background(), attest.Auto, attest.Options{
+		StateDir: t.TempDir(), TSM: deniedTSM{}, SEVGuestDevice: "/nonexistent",
+		Warn: func(m string) { warned = m },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name() != attest.SimTDX || !p.Simulated() || !strings.Contains(warned, "NO TEE HARDWARE") {
+		t.Fatalf("auto: %s, warning %q", p.Name(), warned)
+	}
+	if _, err := attest.New(context.Background(), "sgx", attest.Options{}); err == nil {
+		t.Fatal("unknown TEE accepted")
+	}
+}
