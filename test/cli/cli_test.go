@@ -1,0 +1,227 @@
+// Package cli_test runs the teesign binary as users do: provision and serve
+// on a compose file, curl the reference request, check the signatures with
+// OpenSSL and Python, verify with the CLI.
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/teesign/teesign/internal/testutil"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "teesign-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "teesign")
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/teesign").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build teesign: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+const composeYAML = `services:
+  app:
+    image: app
+    volumes:
+      - ./crypto/docker_public_key_secp256k1.pem:/app/data/pubkey_k1.pem
+      - ./crypto/docker_attestation_secp256k1.txt:/app/data/quote_k1.txt
+      - ./crypto/docker_public_key_ed25519.pem:/app/data/pubkey.pem
+      - ./crypto/docker_attestation_ed25519.txt:/app/data/quote.txt
+`
+
+// serve starts `teesign serve` and waits until it listens. It returns a
+// stop function that sends SIGTERM and waits for a clean exit.
+func serve(t *testing.T, dir, listen string) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx", "--listen", listen)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("serve did not start:\n%s", stderr.String())
+	}
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve exited with %v:\n%s", err, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Error("serve did not shut down on SIGINT")
+		}
+		if bytes.Contains(stderr.Bytes(), []byte("PRIVATE KEY")) || bytes.Contains(stderr.Bytes(), []byte("My Secret Message")) {
+			t.Error("the logs contain key material or a payload")
+		}
+	}
+}
+
+func curlSign(t *testing.T, addr, body string) map[string]string {
+	t.Helper()
+	// The reference document's request, as written there.
+	out := testutil.Run(t, testutil.Tool(t, "curl"), "-s", "-X", "POST", addr+"/sign", "-d", body)
+	var m map[string]string
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("curl: %s", out)
+	}
+	return m
+}
+
+func TestServeCurlOpenSSLPythonVerify(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	stop := serve(t, dir, addr)
+	crypto := filepath.Join(dir, "crypto")
+
+	m := curlSign(t, addr, `{"key_type": "secp256k1", "payload": "My Secret Message" }`)
+	sig, err := base64.StdEncoding.DecodeString(m["signature"])
+	if err != nil {
+		t.Fatalf("%v: %v", m, err)
+	}
+	sigFile := testutil.WriteFile(t, "sig.der", sig)
+	msgFile := testutil.WriteFile(t, "msg", []byte("My Secret Message"))
+	testutil.Run(t, testutil.Tool(t, "openssl"), "dgst", "-sha256", "-verify", filepath.Join(crypto, "docker_public_key_secp256k1.pem"), "-signature", sigFile, msgFile)
+
+	m2 := curlSign(t, addr, `{"key_type": "ed25519", "payload": "My Secret Message" }`)
+	py := `
+import base64, sys
+from cryptography.hazmat.primitives import serialization
+pub = serialization.load_pem_public_key(open(sys.argv[1], 'rb').read())
+pub.verify(base64.b64decode(sys.argv[2]), b"My Secret Message")
+print("ok")`
+	if out := testutil.Run(t, testutil.Python(t), "-c", py, filepath.Join(crypto, "docker_public_key_ed25519.pem"), m2["signature"]); !bytes.Contains(out, []byte("ok")) {
+		t.Fatal(string(out))
+	}
+
+	// `teesign sign` and `teesign verify` with the simulated root.
+	out := testutil.Run(t, bin, "sign", "--server", "http://"+addr, "--key-type", "ed25519", "hello")
+	cliSig := strings.TrimSpace(string(out))
+	root := filepath.Join(dir, "state", "sim-root.pem")
+	quoteFile := filepath.Join(crypto, "docker_attestation_ed25519.txt")
+	testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--pubkey", filepath.Join(crypto, "docker_public_key_ed25519.pem"))
+	// Without the simulated root: invalid, exit 1.
+	_, err = testutil.RunErr(bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519")
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("verify without --trust-root: exit %d, want 1", code)
+	}
+	// Usage error: exit 2.
+	_, err = testutil.RunErr(bin, "verify", "--quote", quoteFile)
+	if code := exitCode(err); code != 2 {
+		t.Fatalf("verify with missing flags: exit %d, want 2", code)
+	}
+
+	pubBefore, _ := os.ReadFile(filepath.Join(crypto, "docker_public_key_secp256k1.pem"))
+	stop()
+	// Restart on the same state: the same public key, and the new quote binds it.
+	stop = serve(t, dir, addr)
+	defer stop()
+	pubAfter, _ := os.ReadFile(filepath.Join(crypto, "docker_public_key_secp256k1.pem"))
+	if !bytes.Equal(pubBefore, pubAfter) {
+		t.Fatal("public key changed across a restart")
+	}
+	m = curlSign(t, addr, `{"key_type": "secp256k1", "payload": "after restart"}`)
+	testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", "after restart", "--signature", m["signature"], "--trust-root", root, "--pubkey", filepath.Join(crypto, "docker_public_key_secp256k1.pem"))
+	// A second serve on the same state directory is refused.
+	out, err = testutil.RunErr(bin, "provision", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx")
+	if err == nil || !bytes.Contains(out, []byte("in use")) {
+		t.Fatalf("second process on the state: %v %s", err, out)
+	}
+}
+
+func TestListensOnlyWhereTold(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
+	port := freePort(t)
+	stop := serve(t, dir, fmt.Sprintf("127.0.0.2:%d", port))
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var d net.Dialer
+	if c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		c.Close()
+		t.Fatal("the server accepts connections on 127.0.0.1 although told to listen on 127.0.0.2")
+	}
+	c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.2:%d", port))
+	if err != nil {
+		t.Fatalf("not listening where told: %v", err)
+	}
+	c.Close()
+}
+
+func TestQuoteInspectSample(t *testing.T) {
+	out := testutil.Run(t, bin, "quote", "inspect", filepath.Join(testutil.SampleDir(), "quote.txt"))
+	var f map[string]any
+	if err := json.Unmarshal(out, &f); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"mr_td": "1e305ac8284517f73ada985bfc9fded48b23ed091ba8149678bb10207fb470c7903d7a8ddffa5a7be2a60e349bb75b6e",
+		"rtmr3": "aff11dd6163203574cdf6841166e6d769e27897fc55ec63c87a8f4ae200781e7dc434318114fcabda19ce1af2ef0741a",
+		"xfam":  "e702060000000000", "td_attributes": "0000001000000000", "tee_tcb_svn": "07010300000000000000000000000000",
+	} {
+		if f[k] != v {
+			t.Errorf("%s = %v, want %s", k, f[k], v)
+		}
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err == nil {
+		return 0
+	}
+	return -1
+}
