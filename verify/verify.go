@@ -71,7 +71,24 @@ type Result struct {
 	Measurements map[string]any `json:"measurements,omitempty"`
 	// PublicKey is the bound public key as PEM.
 	PublicKey string `json:"public_key,omitempty"`
+	// EthereumAddress is the EIP-55 address of a bound secp256k1 key.
+	EthereumAddress string `json:"ethereum_address,omitempty"`
+	// Signer is the address recovered from an Ethereum-format signature.
+	Signer string `json:"signer,omitempty"`
 }
+
+// Signature formats.
+const (
+	// FormatDER is a DER ECDSA (secp256k1) or raw (ed25519) signature over
+	// the message.
+	FormatDER = "der"
+	// FormatEthPersonalSign is a 65-byte r‖s‖v signature over the EIP-191
+	// personal message hash of the message.
+	FormatEthPersonalSign = "eth_personal_sign"
+	// FormatEthRaw is a 65-byte r‖s‖v signature over a 32-byte digest: the
+	// message is the digest itself.
+	FormatEthRaw = "eth_raw"
+)
 
 // Options tune Verify. The zero value verifies a secp256k1 signature
 // offline against Intel's and AMD's roots with no measurement policy.
@@ -91,6 +108,9 @@ type Options struct {
 	Offline bool
 	// Now is the time at which certificates must be valid (default now).
 	Now time.Time
+	// Format is the signature's format: FormatDER (default),
+	// FormatEthPersonalSign or FormatEthRaw (secp256k1 only).
+	Format string
 }
 
 // ParseCerts reads every CERTIFICATE block of a PEM file.
@@ -154,6 +174,15 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
+	switch o.Format {
+	case "", FormatDER:
+	case FormatEthPersonalSign, FormatEthRaw:
+		if alg != keys.Secp256k1 {
+			return nil, fmt.Errorf("format %s needs key type secp256k1", o.Format)
+		}
+	default:
+		return nil, fmt.Errorf("unknown signature format %q: use der, eth_personal_sign or eth_raw", o.Format)
+	}
 	r := &run{res: &Result{KeyType: string(alg)}}
 	raw, kind, err := quote.Decode(quoteText)
 	var fields quote.Fields
@@ -212,17 +241,41 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	default:
 		r.add(CheckKeyBinding, Pass, "")
 		r.res.PublicKey = string(pub.MarshalPEM())
+		if alg == keys.Secp256k1 {
+			r.res.EthereumAddress, _ = pub.EthAddress()
+		}
 	}
 	// 5. signature.
 	if pub == nil {
 		r.add(CheckSignature, Skipped, "no bound public key")
-	} else if err := pub.Verify(message, signature); err != nil {
+	} else if err := checkSignature(r.res, pub, o.Format, message, signature); err != nil {
 		r.add(CheckSignature, Fail, err.Error())
 	} else {
 		r.add(CheckSignature, Pass, "")
 	}
 	r.res.Valid = !r.failed
 	return r.res, nil
+}
+
+func checkSignature(res *Result, pub *keys.PublicKey, format string, message, signature []byte) error {
+	if format != FormatEthPersonalSign && format != FormatEthRaw {
+		return pub.Verify(message, signature)
+	}
+	digest := message
+	if format == FormatEthPersonalSign {
+		digest = keys.EthPersonalHash(message)
+	} else if len(digest) != 32 {
+		return fmt.Errorf("eth_raw: the message must be the 32-byte digest, not %d bytes", len(digest))
+	}
+	signer, err := keys.RecoverEth(digest, signature)
+	if err != nil {
+		return err
+	}
+	res.Signer, _ = signer.EthAddress()
+	if !signer.Equal(pub) {
+		return fmt.Errorf("the signature recovers %s, not the attested address %s: %w", res.Signer, res.EthereumAddress, keys.ErrBadSignature)
+	}
+	return nil
 }
 
 func intelRoot() *x509.Certificate {

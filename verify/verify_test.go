@@ -191,3 +191,32 @@ func TestSimulatedQuotes(t *testing.T) {
 		t.Fatalf("sim-sev-snp without its roots: %+v", res.Checks)
 	}
 }
+
+func TestEthPersonalSign(t *testing.T) {
+	dir := t.TempDir()
+	tdx, err := simtee.NewTDX(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM, _ := os.ReadFile(filepath.Join(dir, simtee.TDXRootFile))
+	roots, _ := verify.ParseCerts(rootPEM)
+	k, _ := keys.Generate(keys.Secp256k1)
+	ev, _ := tdx.Quote(context.Background(), k.Public().ReportData())
+	q := quote.Encode(ev.Kind, ev.Raw)
+	msg := []byte("hello ethereum")
+	sig, _ := k.SignEth(keys.EthPersonalHash(msg))
+	addr, _ := k.Public().EthAddress()
+	res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
+	if err != nil || !res.Valid || res.Signer != addr || res.EthereumAddress != addr {
+		t.Fatalf("%v %+v", err, res)
+	}
+	other, _ := keys.Generate(keys.Secp256k1)
+	sig2, _ := other.SignEth(keys.EthPersonalHash(msg))
+	res, _ = verify.Verify(context.Background(), q, msg, sig2, verify.Options{TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
+	if res.Valid || status(res)["signature"] != "fail" {
+		t.Fatalf("another signer accepted: %+v", res.Checks)
+	}
+	if _, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Format: verify.FormatEthPersonalSign}); err == nil {
+		t.Fatal("eth format with ed25519 accepted")
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ func loadTrusted(files []string) ([]*x509.Certificate, error) {
 }
 
 func newVerifyCmd() *cobra.Command {
-	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, pccs string
+	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, pccs, format string
 	var roots []string
 	var offline bool
 	c := &cobra.Command{
@@ -55,11 +56,16 @@ func newVerifyCmd() *cobra.Command {
 					return usageErr(err)
 				}
 			}
-			sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(sigB64))
+			sig, err := decodeSignature(format, strings.TrimSpace(sigB64))
 			if err != nil {
-				return usageErr(fmt.Errorf("--signature is not standard base64: %w", err))
+				return usageErr(err)
 			}
-			o := verify.Options{KeyType: keyType, Offline: offline}
+			if format == verify.FormatEthRaw {
+				if msg, err = hex.DecodeString(strings.TrimPrefix(string(msg), "0x")); err != nil {
+					return usageErr(fmt.Errorf("--format eth_raw: the message must be the digest in hex: %w", err))
+				}
+			}
+			o := verify.Options{KeyType: keyType, Offline: offline, Format: format}
 			if pubkey != "" {
 				if o.PublicKeyPEM, err = os.ReadFile(pubkey); err != nil {
 					return usageErr(err)
@@ -102,7 +108,25 @@ func newVerifyCmd() *cobra.Command {
 	f.StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable; e.g. a simulated TEE's sim-root.pem)")
 	f.StringVar(&pccs, "pccs-url", "", "PCCS base URL for TDX collateral (not implemented yet)")
 	f.BoolVar(&offline, "offline", false, "do not fetch collateral; tcb_status is unchecked")
+	f.StringVar(&format, "format", verify.FormatDER, "signature format: der (base64), eth_personal_sign or eth_raw (0x-hex r‖s‖v; for eth_raw the message is the digest in hex)")
 	return c
+}
+
+// decodeSignature reads --signature: base64 for der, 0x-hex for the
+// Ethereum formats.
+func decodeSignature(format, s string) ([]byte, error) {
+	if format == verify.FormatEthPersonalSign || format == verify.FormatEthRaw {
+		b, err := hex.DecodeString(strings.TrimPrefix(s, "0x"))
+		if err != nil {
+			return nil, fmt.Errorf("--signature: an Ethereum signature is 0x-prefixed hex: %w", err)
+		}
+		return b, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("--signature is not standard base64: %w", err)
+	}
+	return b, nil
 }
 
 func newVerifierCmd() *cobra.Command {

@@ -66,6 +66,9 @@ func printFiles(w io.Writer, res *provision.Result) {
 	for _, alg := range keys.Algs() {
 		rd := res.Identities[alg].Key.Public().ReportData()
 		fmt.Fprintf(w, "teesign: %s report_data %x\n", alg, rd[:])
+		if addr, err := res.Identities[alg].Key.Public().EthAddress(); err == nil {
+			fmt.Fprintf(w, "teesign: %s ethereum address %s\n", alg, addr)
+		}
 	}
 	if len(res.Files) == 0 {
 		fmt.Fprintln(w, "teesign: the compose files mount no teesign file (docker_public_key_<alg>.pem, docker_attestation_<alg>.txt)")

@@ -20,11 +20,24 @@ const (
 	encHex    = "hex"
 )
 
+// Signature formats.
+const (
+	// FormatDER is the default: DER ECDSA for secp256k1, raw for ed25519,
+	// base64 in the response.
+	FormatDER = "der"
+	// FormatEthPersonalSign signs the EIP-191 personal message hash of the
+	// payload recoverably: 0x-hex r‖s‖v, v = 27/28 (secp256k1 only).
+	FormatEthPersonalSign = "eth_personal_sign"
+	// FormatEthRaw signs a caller-supplied 32-byte digest (hex) as is.
+	FormatEthRaw = "eth_raw"
+)
+
 // signRequest is a decoded /sign or /sign/batch body. Byte slices may alias
 // the request body.
 type signRequest struct {
 	keyType  keys.Alg
 	encoding string
+	format   string
 	payload  []byte   // /sign
 	payloads [][]byte // /sign/batch
 }
@@ -45,8 +58,8 @@ func badRequest(format string, a ...any) error {
 func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 	d := decoder{b: body}
 	req := &signRequest{}
-	var seenKey, seenPayload, seenEnc bool
-	var keyType, enc []byte
+	var seenKey, seenPayload, seenEnc, seenFormat bool
+	var keyType, enc, format []byte
 	var err error
 	d.ws()
 	if !d.eat('{') {
@@ -81,6 +94,14 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 				}
 				seenEnc = true
 				if enc, err = d.strValue(field); err != nil {
+					return nil, err
+				}
+			case field == "format":
+				if seenFormat {
+					return nil, badRequest("duplicate field %q", field)
+				}
+				seenFormat = true
+				if format, err = d.strValue(field); err != nil {
 					return nil, err
 				}
 			case field == "payload" && !batch:
@@ -142,6 +163,24 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 			return nil, badRequest("invalid payload_encoding %q: accepted encodings are \"utf8\", \"base64\" and \"hex\"", enc)
 		}
 	}
+	req.format = FormatDER
+	if seenFormat {
+		switch string(format) {
+		case FormatDER, FormatEthPersonalSign, FormatEthRaw:
+			req.format = string(format)
+		default:
+			return nil, badRequest("invalid format %q: accepted formats are \"der\" (default), \"eth_personal_sign\" and \"eth_raw\"", format)
+		}
+		if req.format != FormatDER && req.keyType != keys.Secp256k1 {
+			return nil, badRequest("format %q needs key_type \"secp256k1\"", req.format)
+		}
+		if req.format == FormatEthRaw {
+			if seenEnc && req.encoding != encHex {
+				return nil, badRequest("format \"eth_raw\" takes a hex digest: payload_encoding must be \"hex\" or absent")
+			}
+			req.encoding = encEthDigest
+		}
+	}
 	if batch {
 		if len(req.payloads) == 0 || len(req.payloads) > MaxBatch {
 			return nil, badRequest("\"payloads\" must hold 1 to %d payloads, not %d", MaxBatch, len(req.payloads))
@@ -159,8 +198,24 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 	return req, nil
 }
 
+// encEthDigest is the payload form of eth_raw: a 32-byte digest as hex,
+// with or without 0x.
+const encEthDigest = "eth_digest"
+
 func decodePayload(p []byte, enc string) ([]byte, error) {
 	switch enc {
+	case encEthDigest:
+		if len(p) >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') {
+			p = p[2:]
+		}
+		if len(p) != 64 {
+			return nil, errors.New("eth_raw needs a 32-byte digest as 64 hex digits")
+		}
+		out := make([]byte, 32)
+		if _, err := hex.Decode(out, p); err != nil {
+			return nil, errors.New("not valid hex")
+		}
+		return out, nil
 	case encBase64:
 		out := make([]byte, base64.StdEncoding.DecodedLen(len(p)))
 		n, err := base64.StdEncoding.Strict().Decode(out, p)

@@ -103,6 +103,13 @@ func New(cfg Config) (*Server, error) {
 			"quote":       strings.TrimSuffix(string(id.QuoteText), "\n"),
 			"report_data": hex.EncodeToString(rd[:]),
 		}
+		if alg == keys.Secp256k1 {
+			addr, err := id.Key.Public().EthAddress()
+			if err != nil {
+				return nil, err
+			}
+			att["ethereum_address"] = addr
+		}
 		if id.Evidence != nil && len(id.Evidence.CertTable) > 0 {
 			att["cert_table"] = base64.StdEncoding.EncodeToString(id.Evidence.CertTable)
 		}
@@ -238,13 +245,19 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = appendB64(append(out, '"'), id.Key.Sign(p))
+			if out, err = appendSignature(append(out, '"'), id.Key, req.format, p); err != nil {
+				s.internalError(w, err)
+				return
+			}
 			out = append(out, '"')
 		}
 		out = append(out, ']')
 		s.metrics.signatures[algIndex(req.keyType)].Add(float64(len(req.payloads)))
 	} else {
-		out = appendB64(append(out, `{"signature":"`...), id.Key.Sign(req.payload))
+		if out, err = appendSignature(append(out, `{"signature":"`...), id.Key, req.format, req.payload); err != nil {
+			s.internalError(w, err)
+			return
+		}
 		out = append(out, '"')
 		s.metrics.signatures[algIndex(req.keyType)].Inc()
 	}
@@ -265,6 +278,30 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 
 // maxPooledBuf is the largest buffer kept for reuse.
 const maxPooledBuf = 64 << 10
+
+// appendSignature appends the signature of p in format f: base64 for DER
+// (and ed25519), 0x-hex r‖s‖v for the Ethereum formats.
+func appendSignature(dst []byte, k *keys.PrivateKey, f string, p []byte) ([]byte, error) {
+	switch f {
+	case FormatEthPersonalSign, FormatEthRaw:
+		digest := p
+		if f == FormatEthPersonalSign {
+			digest = keys.EthPersonalHash(p)
+		}
+		sig, err := k.SignEth(digest)
+		if err != nil {
+			return dst, err
+		}
+		return hex.AppendEncode(append(dst, "0x"...), sig), nil
+	}
+	return appendB64(dst, k.Sign(p)), nil
+}
+
+func (s *Server) internalError(w http.ResponseWriter, err error) {
+	s.metrics.errors.WithLabelValues("500").Inc()
+	s.log.Error("signing failed", "err", err.Error())
+	writeError(w, http.StatusInternalServerError, "internal error while signing")
+}
 
 var jsonCT = []string{"application/json"}
 

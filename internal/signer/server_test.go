@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -151,5 +153,50 @@ func TestDisallowedSourceGets403(t *testing.T) {
 	code, _, _ := do(t, "POST", ts.URL+"/sign", `{"payload":"x"}`)
 	if code != 200 {
 		t.Fatalf("allowed source got %d", code)
+	}
+}
+
+func TestEthereumFormats(t *testing.T) {
+	ts, ks := newServer(t, "127.0.0.0/8")
+	k := ks[keys.Secp256k1]
+	addr, _ := k.Public().EthAddress()
+	for i := 0; i < 20; i++ {
+		payload := fmt.Sprintf("payload %d %x", i, i*7919)
+		code, _, m := do(t, "POST", ts.URL+"/sign", `{"payload":"`+payload+`","format":"eth_personal_sign"}`)
+		if code != 200 {
+			t.Fatalf("%d %v", code, m)
+		}
+		sig, err := hex.DecodeString(strings.TrimPrefix(m["signature"].(string), "0x"))
+		if err != nil || !strings.HasPrefix(m["signature"].(string), "0x") || len(sig) != 65 {
+			t.Fatalf("signature %v", m["signature"])
+		}
+		pub, err := keys.RecoverEth(keys.EthPersonalHash([]byte(payload)), sig)
+		if err != nil || !pub.Equal(k.Public()) {
+			t.Fatalf("recover: %v", err)
+		}
+	}
+	digest := strings.Repeat("ab", 32)
+	code, _, m := do(t, "POST", ts.URL+"/sign", `{"payload":"0x`+digest+`","format":"eth_raw"}`)
+	if code != 200 {
+		t.Fatalf("eth_raw: %d %v", code, m)
+	}
+	sig, _ := hex.DecodeString(strings.TrimPrefix(m["signature"].(string), "0x"))
+	d, _ := hex.DecodeString(digest)
+	if pub, err := keys.RecoverEth(d, sig); err != nil || !pub.Equal(k.Public()) {
+		t.Fatalf("eth_raw recover: %v", err)
+	}
+	for body, want := range map[string]string{
+		`{"payload":"x","format":"eth_personal_sign","key_type":"ed25519"}`: "needs key_type",
+		`{"payload":"abcd","format":"eth_raw"}`:                             "32-byte digest",
+		`{"payload":"x","format":"pgp"}`:                                    "invalid format",
+	} {
+		code, _, m := do(t, "POST", ts.URL+"/sign", body)
+		if code != 400 || !strings.Contains(m["error"].(string), want) {
+			t.Errorf("%s: %d %v", body, code, m)
+		}
+	}
+	code, _, m = do(t, "GET", ts.URL+"/attestation/secp256k1", "")
+	if code != 200 || m["ethereum_address"] != addr {
+		t.Fatalf("attestation address %v, want %s", m["ethereum_address"], addr)
 	}
 }

@@ -171,6 +171,20 @@ print("ok")`
 	}
 	m = curlSign(t, addr, `{"key_type": "secp256k1", "payload": "after restart"}`)
 	testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", "after restart", "--signature", m["signature"], "--trust-root", root, "--pubkey", filepath.Join(crypto, "docker_public_key_secp256k1.pem"))
+	// Ethereum personal_sign through the server, recovered by the verifier.
+	for i := 0; i < 5; i++ {
+		payload := fmt.Sprintf("random payload %d %d", i, time.Now().UnixNano())
+		m = curlSign(t, addr, `{"payload": "`+payload+`", "format": "eth_personal_sign"}`)
+		out := testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", payload, "--signature", m["signature"], "--format", "eth_personal_sign", "--trust-root", root)
+		var res struct {
+			Valid           bool   `json:"valid"`
+			Signer          string `json:"signer"`
+			EthereumAddress string `json:"ethereum_address"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil || !res.Valid || res.Signer != res.EthereumAddress || !strings.HasPrefix(res.Signer, "0x") {
+			t.Fatalf("eth verify: %v %s", err, out)
+		}
+	}
 	// A second serve on the same state directory is refused.
 	out, err = testutil.RunErr(bin, "provision", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx")
 	if err == nil || !bytes.Contains(out, []byte("in use")) {
