@@ -132,13 +132,18 @@ func (p *Policy) Check(tee string, fields map[string]any) error {
 	return nil
 }
 
+// AcceptedTCBStatusOrDefault returns the accepted TCB statuses: the
+// policy's list, or just UpToDate.
+func (p *Policy) AcceptedTCBStatusOrDefault() []string {
+	if len(p.AcceptedTCBStatus) == 0 {
+		return []string{"UpToDate"}
+	}
+	return p.AcceptedTCBStatus
+}
+
 // TCBAccepted reports whether a TCB status passes.
 func (p *Policy) TCBAccepted(status string) bool {
-	acc := p.AcceptedTCBStatus
-	if len(acc) == 0 {
-		acc = []string{"UpToDate"}
-	}
-	for _, a := range acc {
+	for _, a := range p.AcceptedTCBStatusOrDefault() {
 		if a == status {
 			return true
 		}

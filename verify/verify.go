@@ -73,6 +73,9 @@ type Result struct {
 	PublicKey string `json:"public_key,omitempty"`
 	// EthereumAddress is the EIP-55 address of a bound secp256k1 key.
 	EthereumAddress string `json:"ethereum_address,omitempty"`
+	// TCBStatus is the platform's TCB status from the collateral
+	// (UpToDate, OutOfDate, ...), or "" when unchecked.
+	TCBStatus string `json:"tcb_status,omitempty"`
 	// Signer is the address recovered from an Ethereum-format signature.
 	Signer string `json:"signer,omitempty"`
 }
@@ -103,9 +106,11 @@ type Options struct {
 	// sim-root.pem): self-signed ones become roots. For SEV-SNP they may
 	// also hold the ASK and the VCEK.
 	TrustedCerts []*x509.Certificate
-	// Offline skips collateral (TCB status is reported as unchecked).
-	// Collateral fetching is not implemented yet, so it is always skipped.
+	// Offline skips collateral: tcb_status is reported as unchecked.
 	Offline bool
+	// Collateral says where to fetch collateral and where to cache it
+	// (nil: Intel PCS and AMD KDS, no cache).
+	Collateral *CollateralSource
 	// Now is the time at which certificates must be valid (default now).
 	Now time.Time
 	// Format is the signature's format: FormatDER (default),
@@ -201,12 +206,17 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// 1. quote_signature and cert_chain.
+	// 1. quote_signature and cert_chain; 2. tcb_status.
+	var f *fetcher
+	if !o.Offline {
+		f = newFetcher(ctx, o.Collateral, o.Now)
+	}
 	var chainErr, sigErr error
+	var tcb tcbOutcome
 	if kind == quote.TDX {
-		chainErr, sigErr = checkTDX(raw, o)
+		chainErr, sigErr, tcb = checkTDX(ctx, raw, o, f)
 	} else {
-		chainErr, sigErr = checkSNP(raw, o)
+		chainErr, sigErr, tcb = checkSNP(ctx, raw, o, f)
 	}
 	if sigErr != nil {
 		r.add(CheckQuoteSignature, Fail, sigErr.Error())
@@ -218,13 +228,28 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	} else {
 		r.add(CheckCertChain, Pass, "")
 	}
-	// 2. tcb_status.
-	r.add(CheckTCBStatus, Unchecked, "offline: TCB info, QE identity and CRLs were not fetched")
-	// 3. policy.
 	pol := o.Policy
 	if pol == nil {
 		pol = &validate.Policy{}
 	}
+	switch {
+	case o.Offline:
+		r.add(CheckTCBStatus, Unchecked, "offline: TCB info, QE identity and CRLs were not fetched")
+	case chainErr != nil || sigErr != nil:
+		r.add(CheckTCBStatus, Skipped, "the quote is not authentic")
+	case tcb.err != nil:
+		r.add(CheckTCBStatus, Fail, tcb.err.Error())
+	case tcb.status == "":
+		r.add(CheckTCBStatus, Pass, tcb.detail)
+	default:
+		r.res.TCBStatus = tcb.status
+		if pol.TCBAccepted(tcb.status) {
+			r.add(CheckTCBStatus, Pass, tcb.status)
+		} else {
+			r.add(CheckTCBStatus, Fail, fmt.Sprintf("TCB status %s is not accepted by the policy (accepted_tcb_status: %s)", tcb.status, strings.Join(pol.AcceptedTCBStatusOrDefault(), ", ")))
+		}
+	}
+	// 3. policy.
 	if err := pol.Check(string(kind), fields); err != nil {
 		r.add(CheckPolicy, Fail, err.Error())
 	} else {
@@ -291,15 +316,15 @@ func intelRoot() *x509.Certificate {
 // trusted root) and the quote signatures' error (quote by the attestation
 // key, QE report by the PCK key, QE report data binding the attestation
 // key), the latter checked against the quote's own root.
-func checkTDX(raw []byte, o Options) (chainErr, sigErr error) {
+func checkTDX(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr, sigErr error, tcb tcbOutcome) {
 	q, err := tdxabi.QuoteToProto(raw)
 	if err != nil {
-		return err, err
+		return err, err, tcb
 	}
 	chain, err := tdxverify.ExtractChainFromQuote(q)
 	if err != nil {
 		err = fmt.Errorf("PCK certificate chain: %w", err)
-		return err, err
+		return err, err, tcb
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(intelRoot())
@@ -319,13 +344,46 @@ func checkTDX(raw []byte, o Options) (chainErr, sigErr error) {
 	if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: own, Now: now}); err != nil {
 		sigErr = err
 	}
-	return chainErr, sigErr
+	if f != nil && chainErr == nil && sigErr == nil {
+		tcb = tdxTCB(ctx, q, pool, f, now)
+	}
+	return chainErr, sigErr, tcb
 }
 
-func checkSNP(raw []byte, o Options) (chainErr, sigErr error) {
+// tcbOutcome is what collateral said: a TCB status name (TDX), or a
+// detail when there is no status (SEV-SNP), or an error.
+type tcbOutcome struct {
+	status, detail string
+	err            error
+}
+
+// tdxTCB fetches and checks the collateral (TCB info, QE identity, PCK and
+// root CRLs, each signed under the trusted root) and returns the TCB status
+// of the matching TCB level, the QE's when the platform's is UpToDate.
+func tdxTCB(ctx context.Context, q any, pool *x509.CertPool, f *fetcher, now *tdxverify.TimeSet) tcbOutcome {
+	opts := &tdxverify.Options{GetCollateral: true, CheckRevocations: true, Getter: f, TrustedRoots: pool, Now: now}
+	verr := tdxverify.TdxQuoteContext(ctx, q, opts)
+	level, qe, lerr := tdxverify.SupportedTcbLevelsFromCollateral(q, opts)
+	if lerr != nil {
+		if verr == nil {
+			verr = lerr
+		}
+		return tcbOutcome{err: fmt.Errorf("collateral: %w", verr)}
+	}
+	status := string(level.TcbStatus)
+	if status == "UpToDate" && qe.TcbStatus != "UpToDate" {
+		status = "QE:" + string(qe.TcbStatus)
+	}
+	if verr != nil && (status == "UpToDate" || !strings.Contains(verr.Error(), "TCB status")) {
+		return tcbOutcome{status: status, err: fmt.Errorf("collateral: %w", verr)}
+	}
+	return tcbOutcome{status: status}
+}
+
+func checkSNP(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr, sigErr error, tcb tcbOutcome) {
 	report, err := sevabi.ReportToProto(raw)
 	if err != nil {
-		return err, err
+		return err, err, tcb
 	}
 	roots := map[string][]*trust.AMDRootCerts{}
 	for line, r := range trust.DefaultRootCerts {
@@ -348,9 +406,20 @@ func checkSNP(raw []byte, o Options) (chainErr, sigErr error) {
 		r.ProductCerts = &trust.ProductCerts{Ark: ark, Ask: ask}
 		roots[line] = append([]*trust.AMDRootCerts{r}, roots[line]...)
 	}
+	if vcek == nil && f != nil {
+		att, err := sevverify.GetAttestationFromReportContext(ctx, report, &sevverify.Options{Getter: sevGetter{f}, TrustedRoots: roots, Now: o.Now})
+		if err != nil {
+			err = fmt.Errorf("fetch the VCEK from AMD KDS: %w", err)
+			return err, err, tcb
+		}
+		if vcek, err = x509.ParseCertificate(att.GetCertificateChain().GetVcekCert()); err != nil {
+			err = fmt.Errorf("VCEK from AMD KDS: %w", err)
+			return err, err, tcb
+		}
+	}
 	if vcek == nil {
-		err := errors.New("no VCEK certificate: pass the host's certificate table or the VCEK (collateral fetching from AMD KDS is not implemented yet)")
-		return err, err
+		err := errors.New("no VCEK certificate: pass the host's certificate table or the VCEK with --trust-root, or verify online to fetch it from AMD KDS")
+		return err, err, tcb
 	}
 	att := &spb.Attestation{Report: report, CertificateChain: &spb.CertificateChain{VcekCert: vcek.Raw}}
 	if ask != nil {
@@ -362,8 +431,16 @@ func checkSNP(raw []byte, o Options) (chainErr, sigErr error) {
 	if err := sevverify.SnpReportSignature(raw, vcek); err != nil {
 		sigErr = err
 	}
-	if err := sevverify.SnpAttestation(att, &sevverify.Options{DisableCertFetching: true, Now: o.Now, TrustedRoots: roots}); err != nil && sigErr == nil {
+	if err := sevverify.SnpAttestationContext(ctx, att, &sevverify.Options{DisableCertFetching: true, Now: o.Now, TrustedRoots: roots}); err != nil && sigErr == nil {
 		chainErr = fmt.Errorf("the VCEK does not chain to a trusted AMD root (or a --trust-root): %w", err)
 	}
-	return chainErr, sigErr
+	if f != nil && chainErr == nil && sigErr == nil {
+		opts := &sevverify.Options{DisableCertFetching: true, CheckRevocations: true, Getter: sevGetter{f}, Now: o.Now, TrustedRoots: roots}
+		if err := sevverify.SnpAttestationContext(ctx, att, opts); err != nil {
+			tcb.err = fmt.Errorf("revocation check against AMD KDS's CRL: %w", err)
+		} else {
+			tcb.detail = "the ASK and VCEK are not revoked (CRL from AMD KDS); SEV-SNP has no TCB status: pin reported_tcb in the policy"
+		}
+	}
+	return chainErr, sigErr, tcb
 }

@@ -38,7 +38,7 @@ func TestSecretVMSampleVerifies(t *testing.T) {
 	msg := []byte("My Secret Message")
 	sig := k.Sign(msg)
 	for _, pub := range [][]byte{nil, testutil.SampleFile(t, "public_key.pem")} {
-		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Offline: true, PublicKeyPEM: pub})
+		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", PublicKeyPEM: pub})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,12 +63,12 @@ tdx:
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, _ := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Policy: pol})
+	res, _ := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", Policy: pol})
 	if !res.Valid {
 		t.Fatalf("policy of the sample's own values: %+v", res.Checks)
 	}
 	pol.Tdx["rtmr3"] = []string{"00"}
-	res, _ = verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Policy: pol})
+	res, _ = verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", Policy: pol})
 	if res.Valid || status(res)["policy"] != "fail" || !strings.Contains(res.Checks[3].Reason, "rtmr3 is aff11dd6") {
 		t.Fatalf("policy mismatch not reported: %+v", res.Checks)
 	}
@@ -100,29 +100,29 @@ func TestTamperSuite(t *testing.T) {
 		b[off] ^= 0x01
 		return []byte(hex.EncodeToString(b))
 	}
-	check("header byte", flip(10), msg, sig, verify.Options{}, "quote_signature")
-	check("mr_td byte", flip(0x30+136), msg, sig, verify.Options{}, "quote_signature")
-	check("rtmr3 byte", flip(0x30+472), msg, sig, verify.Options{}, "quote_signature")
-	check("quote signature", flip(0x27C+5), msg, sig, verify.Options{}, "quote_signature")
-	check("attestation key", flip(0x2BC+5), msg, sig, verify.Options{}, "quote_signature")
+	check("header byte", flip(10), msg, sig, verify.Options{Offline: true}, "quote_signature")
+	check("mr_td byte", flip(0x30+136), msg, sig, verify.Options{Offline: true}, "quote_signature")
+	check("rtmr3 byte", flip(0x30+472), msg, sig, verify.Options{Offline: true}, "quote_signature")
+	check("quote signature", flip(0x27C+5), msg, sig, verify.Options{Offline: true}, "quote_signature")
+	check("attestation key", flip(0x2BC+5), msg, sig, verify.Options{Offline: true}, "quote_signature")
 	qeReport := 0x2BC + 64 + 6
-	check("QE report", flip(qeReport+100), msg, sig, verify.Options{}, "quote_signature")
-	check("QE report signature", flip(qeReport+384+3), msg, sig, verify.Options{}, "quote_signature")
+	check("QE report", flip(qeReport+100), msg, sig, verify.Options{Offline: true}, "quote_signature")
+	check("QE report signature", flip(qeReport+384+3), msg, sig, verify.Options{Offline: true}, "quote_signature")
 	// A byte inside the PEM chain's base64 (well past its header).
-	check("PCK chain", flip(len(raw)-400), msg, sig, verify.Options{}, "cert_chain")
+	check("PCK chain", flip(len(raw)-400), msg, sig, verify.Options{Offline: true}, "cert_chain")
 	// report_data replaced with another key: the quote signature breaks.
 	other, _ := keys.Generate(keys.Ed25519)
 	b := append([]byte(nil), raw...)
 	rd := other.Public().ReportData()
 	copy(b[0x238:], rd[:])
-	check("report_data replaced", []byte(hex.EncodeToString(b)), msg, other.Sign(msg), verify.Options{}, "quote_signature")
-	check("truncated", []byte(hex.EncodeToString(raw[:len(raw)-100])), msg, sig, verify.Options{}, "quote_signature")
-	check("other message", q, []byte("n"), sig, verify.Options{}, "signature")
+	check("report_data replaced", []byte(hex.EncodeToString(b)), msg, other.Sign(msg), verify.Options{Offline: true}, "quote_signature")
+	check("truncated", []byte(hex.EncodeToString(raw[:len(raw)-100])), msg, sig, verify.Options{Offline: true}, "quote_signature")
+	check("other message", q, []byte("n"), sig, verify.Options{Offline: true}, "signature")
 	sig2 := append([]byte(nil), sig...)
 	sig2[0] ^= 1
-	check("other signature", q, msg, sig2, verify.Options{}, "signature")
-	check("other public key", q, msg, sig, verify.Options{PublicKeyPEM: other.Public().MarshalPEM()}, "key_binding")
-	check("wrong key type", q, msg, sig, verify.Options{KeyType: "secp256k1"}, "key_binding")
+	check("other signature", q, msg, sig2, verify.Options{Offline: true}, "signature")
+	check("other public key", q, msg, sig, verify.Options{Offline: true, PublicKeyPEM: other.Public().MarshalPEM()}, "key_binding")
+	check("wrong key type", q, msg, sig, verify.Options{Offline: true, KeyType: "secp256k1"}, "key_binding")
 }
 
 func TestSimulatedQuotes(t *testing.T) {
@@ -141,7 +141,7 @@ func TestSimulatedQuotes(t *testing.T) {
 	msg := []byte("hello")
 	sig := k.Sign(msg)
 	// Without the simulated root: cert_chain fails.
-	res, _ := verify.Verify(context.Background(), qText, msg, sig, verify.Options{})
+	res, _ := verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true})
 	if res.Valid || status(res)["cert_chain"] != "fail" {
 		t.Fatalf("simulated quote accepted without --trust-root: %+v", res.Checks)
 	}
@@ -155,13 +155,13 @@ func TestSimulatedQuotes(t *testing.T) {
 	for _, f := range []string{"mr_td", "mr_seam", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "tee_tcb_svn"} {
 		pol.Tdx[f] = []string{m[f]}
 	}
-	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{TrustedCerts: roots, Policy: pol})
+	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Policy: pol})
 	if !res.Valid {
 		t.Fatalf("simulated quote with its root and policy: %+v", res.Checks)
 	}
 	// Another workload's RTMR3 does not match.
 	pol.Tdx["rtmr3"] = []string{hex.EncodeToString(simtee.ExtendRTMR3([]byte("other")))}
-	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{TrustedCerts: roots, Policy: pol})
+	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Policy: pol})
 	if res.Valid || status(res)["policy"] != "fail" {
 		t.Fatalf("other workload accepted: %+v", res.Checks)
 	}
@@ -181,12 +181,12 @@ func TestSimulatedQuotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp := &validate.Policy{SevSnp: map[string][]string{"measurement": {simtee.SNPMeasurements(workload)["measurement"]}}}
-	res, _ = verify.Verify(context.Background(), sText, msg, sig, verify.Options{TrustedCerts: snpCerts, Policy: sp})
+	res, _ = verify.Verify(context.Background(), sText, msg, sig, verify.Options{Offline: true, TrustedCerts: snpCerts, Policy: sp})
 	if !res.Valid || res.TEE != "sev-snp" {
 		t.Fatalf("sim-sev-snp: %+v", res.Checks)
 	}
 	// Only the VCEK, no simulated ARK/ASK: the chain fails.
-	res, _ = verify.Verify(context.Background(), sText, msg, sig, verify.Options{TrustedCerts: snpCerts[2:], Policy: sp})
+	res, _ = verify.Verify(context.Background(), sText, msg, sig, verify.Options{Offline: true, TrustedCerts: snpCerts[2:], Policy: sp})
 	if res.Valid || status(res)["cert_chain"] != "fail" {
 		t.Fatalf("sim-sev-snp without its roots: %+v", res.Checks)
 	}
@@ -206,17 +206,17 @@ func TestEthPersonalSign(t *testing.T) {
 	msg := []byte("hello ethereum")
 	sig, _ := k.SignEth(keys.EthPersonalHash(msg))
 	addr, _ := k.Public().EthAddress()
-	res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
+	res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
 	if err != nil || !res.Valid || res.Signer != addr || res.EthereumAddress != addr {
 		t.Fatalf("%v %+v", err, res)
 	}
 	other, _ := keys.Generate(keys.Secp256k1)
 	sig2, _ := other.SignEth(keys.EthPersonalHash(msg))
-	res, _ = verify.Verify(context.Background(), q, msg, sig2, verify.Options{TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
+	res, _ = verify.Verify(context.Background(), q, msg, sig2, verify.Options{Offline: true, TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
 	if res.Valid || status(res)["signature"] != "fail" {
 		t.Fatalf("another signer accepted: %+v", res.Checks)
 	}
-	if _, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Format: verify.FormatEthPersonalSign}); err == nil {
+	if _, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", Format: verify.FormatEthPersonalSign}); err == nil {
 		t.Fatal("eth format with ed25519 accepted")
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,9 +37,9 @@ func loadTrusted(files []string) ([]*x509.Certificate, error) {
 }
 
 func newVerifyCmd() *cobra.Command {
-	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, pccs, format string
+	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format string
 	var roots []string
-	var offline bool
+	var coll collateralFlags
 	c := &cobra.Command{
 		Use:   "verify --quote FILE (--message TEXT | --message-file FILE) --signature B64 [flags]",
 		Short: "Verify a signature against an attestation quote; prints JSON, exit 0 only when valid",
@@ -65,7 +67,7 @@ func newVerifyCmd() *cobra.Command {
 					return usageErr(fmt.Errorf("--format eth_raw: the message must be the digest in hex: %w", err))
 				}
 			}
-			o := verify.Options{KeyType: keyType, Offline: offline, Format: format}
+			o := verify.Options{KeyType: keyType, Offline: coll.offline, Format: format, Collateral: coll.source()}
 			if pubkey != "" {
 				if o.PublicKeyPEM, err = os.ReadFile(pubkey); err != nil {
 					return usageErr(err)
@@ -78,9 +80,6 @@ func newVerifyCmd() *cobra.Command {
 			}
 			if o.TrustedCerts, err = loadTrusted(roots); err != nil {
 				return err
-			}
-			if pccs != "" && !offline {
-				fmt.Fprintln(cmd.ErrOrStderr(), "teesign: note: collateral fetching is not implemented yet; tcb_status is reported as unchecked")
 			}
 			res, err := verify.Verify(cmd.Context(), q, msg, sig, o)
 			if err != nil {
@@ -106,10 +105,37 @@ func newVerifyCmd() *cobra.Command {
 	f.StringVar(&pubkey, "pubkey", "", "public key PEM the quote must bind")
 	f.StringVar(&policyFile, "policy", "", "policy file (YAML or JSON)")
 	f.StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable; e.g. a simulated TEE's sim-root.pem)")
-	f.StringVar(&pccs, "pccs-url", "", "PCCS base URL for TDX collateral (not implemented yet)")
-	f.BoolVar(&offline, "offline", false, "do not fetch collateral; tcb_status is unchecked")
+	coll.register(c)
 	f.StringVar(&format, "format", verify.FormatDER, "signature format: der (base64), eth_personal_sign or eth_raw (0x-hex r‖s‖v; for eth_raw the message is the digest in hex)")
 	return c
+}
+
+// collateralFlags are the collateral options of verify and verifier serve.
+type collateralFlags struct {
+	offline          bool
+	pccs, kds, cache string
+	timeout          time.Duration
+}
+
+func (c *collateralFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&c.offline, "offline", false, "do not fetch collateral; tcb_status is reported as unchecked")
+	f.StringVar(&c.pccs, "pccs-url", "", "PCCS base URL for TDX collateral (default: Intel PCS, "+verify.IntelPCSURL+")")
+	f.StringVar(&c.kds, "kds-url", "", "AMD KDS base URL for SEV-SNP VCEKs and CRLs (default: "+verify.AMDKDSURL+")")
+	f.StringVar(&c.cache, "cache-dir", defaultCacheDir(), "collateral cache, kept until each response's nextUpdate (\"\" disables it)")
+	f.DurationVar(&c.timeout, "collateral-timeout", 10*time.Second, "timeout of each collateral request (retried 3 times with backoff)")
+}
+
+func (c *collateralFlags) source() *verify.CollateralSource {
+	return &verify.CollateralSource{PCCSURL: c.pccs, KDSURL: c.kds, CacheDir: c.cache, Timeout: c.timeout}
+}
+
+func defaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "teesign", "collateral")
 }
 
 // decodeSignature reads --signature: base64 for der, 0x-hex for the
@@ -133,6 +159,7 @@ func newVerifierCmd() *cobra.Command {
 	c := &cobra.Command{Use: "verifier", Short: "The verification service"}
 	var listen string
 	var roots []string
+	var coll collateralFlags
 	serve := &cobra.Command{
 		Use:   "serve [--listen ADDR] [--trust-root FILE]...",
 		Short: "Serve POST /verify and POST /dcap-tools/quote-parse",
@@ -143,12 +170,13 @@ func newVerifierCmd() *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			h := &verifiersvc.Handler{Trusted: trusted, Log: log}
+			h := &verifiersvc.Handler{Trusted: trusted, Log: log, Offline: coll.offline, Collateral: coll.source()}
 			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, verifiersvc.Server(h), log, "verifier")
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
 	serve.Flags().StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable)")
+	coll.register(serve)
 	c.AddCommand(serve)
 	return c
 }

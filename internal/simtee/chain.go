@@ -2,7 +2,6 @@ package simtee
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -59,7 +58,7 @@ func loadChain(path string, nCerts, nKeys int) (*chainFile, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			s, ok := k.(*ecdsa.PrivateKey)
+			s, ok := k.(crypto.Signer)
 			if !ok {
 				return nil, fmt.Errorf("%s: unexpected key type %T", path, k)
 			}

@@ -36,6 +36,13 @@ const (
 	snpProductName = "Milan-B0"
 )
 
+// The simulated chip's CPUID family, model and stepping: an AMD Milan B0.
+const (
+	simFamily   = 0x19
+	simModel    = 0x01
+	simStepping = 0x00
+)
+
 // simTCB is the simulated platform's TCB (reported_tcb and the VCEK's).
 var simTCB = kds.TCBParts{BlSpl: 3, TeeSpl: 0, SnpSpl: 8, UcodeSpl: 115}
 
@@ -53,7 +60,7 @@ func NewSNP(stateDir string, workload [][]byte) (*SNP, error) {
 	if stateDir == "" {
 		return nil, fmt.Errorf("sim-sev-snp: needs a state directory")
 	}
-	c, err := loadOrCreate(filepath.Join(stateDir, SNPChainFile), 3, 1, newSNPChain)
+	c, err := loadOrCreate(filepath.Join(stateDir, SNPChainFile), 3, 2, newSNPChain)
 	if err != nil {
 		return nil, fmt.Errorf("sim-sev-snp: %w", err)
 	}
@@ -99,7 +106,7 @@ func newSNPChain() (*chainFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &chainFile{certs: []*x509.Certificate{s.Ark, s.Ask, s.Vcek}, keys: []crypto.Signer{vcek}}, nil
+	return &chainFile{certs: []*x509.Certificate{s.Ark, s.Ask, s.Vcek}, keys: []crypto.Signer{vcek, ark}}, nil
 }
 
 // Name implements attest.Provider.
@@ -114,7 +121,7 @@ func (p *SNP) Simulated() bool { return true }
 // RootPath is where ARK and ASK were exported.
 func (p *SNP) RootPath() string { return p.rootPath }
 
-// Quote implements attest.Provider: a version-2 ATTESTATION_REPORT signed
+// Quote implements attest.Provider: a version-3 ATTESTATION_REPORT signed
 // by the simulated VCEK (ECDSA P-384 over SHA-384), with a certificate
 // table holding ARK, ASK and VCEK.
 func (p *SNP) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, error) {
@@ -127,7 +134,7 @@ func (p *SNP) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, 
 	}
 	r := make([]byte, quote.SNPReportSize)
 	le := binary.LittleEndian
-	le.PutUint32(r[0x00:], 2)                                                    // version
+	le.PutUint32(r[0x00:], 3)                                                    // version
 	le.PutUint32(r[0x04:], 1)                                                    // guest_svn
 	le.PutUint64(r[0x08:], sevabi.SnpPolicyToBytes(sevabi.SnpPolicy{SMT: true})) // debug off
 	le.PutUint32(r[0x30:], 0)                                                    // vmpl
@@ -140,12 +147,13 @@ func (p *SNP) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, 
 	hd, _ := hex.DecodeString(p.measurements["host_data"])
 	copy(r[0xC0:0xE0], hd)
 	rid := sha512.Sum384(reportData[:])
-	copy(r[0x140:0x160], rid[:32])          // report_id
-	le.PutUint64(r[0x180:], uint64(tcb))    // reported_tcb
-	le.PutUint64(r[0x1E0:], uint64(tcb))    // committed_tcb
-	r[0x1E8], r[0x1E9], r[0x1EA] = 1, 55, 0 // current build/minor/major
-	r[0x1EC], r[0x1ED], r[0x1EE] = 1, 55, 0 // committed
-	le.PutUint64(r[0x1F0:], uint64(tcb))    // launch_tcb
+	copy(r[0x140:0x160], rid[:32])                                  // report_id
+	le.PutUint64(r[0x180:], uint64(tcb))                            // reported_tcb
+	le.PutUint64(r[0x1E0:], uint64(tcb))                            // committed_tcb
+	r[0x1E8], r[0x1E9], r[0x1EA] = 1, 55, 0                         // current build/minor/major
+	r[0x1EC], r[0x1ED], r[0x1EE] = 1, 55, 0                         // committed
+	le.PutUint64(r[0x1F0:], uint64(tcb))                            // launch_tcb
+	r[0x188], r[0x189], r[0x18A] = simFamily, simModel, simStepping // CPUID family, model, stepping (v3)
 	h := sha512.Sum384(sevabi.SignedComponent(r))
 	vcek := p.chain.keys[0].(*ecdsa.PrivateKey)
 	R, S, err := ecdsa.Sign(rand.Reader, vcek, h[:])

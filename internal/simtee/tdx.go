@@ -33,6 +33,11 @@ const (
 	TDXRootFile = "sim-root.pem"
 )
 
+// RootCRLURL is where the simulated root says its CRL is: Intel's own
+// address, so that a verifier pointed at a PCCS (or teesign's simulated
+// PCS) fetches it like the real one.
+const RootCRLURL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+
 // simOU marks every simulated certificate.
 const simOU = "teesign simulated TEE - not hardware-backed"
 
@@ -40,6 +45,12 @@ const simOU = "teesign simulated TEE - not hardware-backed"
 // PCK leaf): FMSPC, TCB components, PCE ID and the rest, so that verifiers
 // parse the simulated leaf exactly as a real one.
 var pckSGXExtension = mustHex("30820226301e060a2a864886f84d010d010104106c0e74faebde2c7dceb5320141f09bd330820163060a2a864886f84d010d0102308201533010060b2a864886f84d010d0102010201033010060b2a864886f84d010d0102020201033010060b2a864886f84d010d0102030201023010060b2a864886f84d010d0102040201023010060b2a864886f84d010d0102050201043010060b2a864886f84d010d0102060201013010060b2a864886f84d010d0102070201003010060b2a864886f84d010d0102080201053010060b2a864886f84d010d0102090201003010060b2a864886f84d010d01020a0201003010060b2a864886f84d010d01020b0201003010060b2a864886f84d010d01020c0201003010060b2a864886f84d010d01020d0201003010060b2a864886f84d010d01020e0201003010060b2a864886f84d010d01020f0201003010060b2a864886f84d010d0102100201003010060b2a864886f84d010d01021102010b301f060b2a864886f84d010d0102120410030302020401000500000000000000003010060a2a864886f84d010d0103040200003014060a2a864886f84d010d01040406b0c06f000000300f060a2a864886f84d010d01050a0101301e060a2a864886f84d010d010604101fecd02322b585658d1c6896fd4664163044060a2a864886f84d010d010730363010060b2a864886f84d010d0107010101ff3010060b2a864886f84d010d0107020101ff3010060b2a864886f84d010d0107030101ff")
+
+// The simulated QE's product ID and SVN.
+const (
+	simQEProdID = 2
+	simQEIsvSvn = 7
+)
 
 // Intel's QE vendor ID.
 var intelQEVendorID = mustHex("939a7233f79c4ca9940a0db3957f0607")
@@ -58,7 +69,7 @@ func NewTDX(stateDir string, workload [][]byte) (*TDX, error) {
 	if stateDir == "" {
 		return nil, fmt.Errorf("sim-tdx: needs a state directory")
 	}
-	c, err := loadOrCreate(filepath.Join(stateDir, TDXChainFile), 3, 2, newTDXChain)
+	c, err := loadOrCreate(filepath.Join(stateDir, TDXChainFile), 4, 5, newTDXChain)
 	if err != nil {
 		return nil, fmt.Errorf("sim-tdx: %w", err)
 	}
@@ -100,6 +111,10 @@ func newTDXChain() (*chainFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	tcbKey, err := gen()
+	if err != nil {
+		return nil, err
+	}
 	attKey, err := gen()
 	if err != nil {
 		return nil, err
@@ -109,12 +124,20 @@ func newTDXChain() (*chainFile, error) {
 	rootT := &x509.Certificate{
 		SerialNumber: serial(), Subject: intelName("Intel SGX Root CA"), NotBefore: now, NotAfter: now.AddDate(30, 0, 0),
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 1,
-		SignatureAlgorithm: x509.ECDSAWithSHA256,
+		SignatureAlgorithm: x509.ECDSAWithSHA256, SubjectKeyId: keyID(rootKey),
+		CRLDistributionPoints: []string{RootCRLURL},
 	}
 	interT := &x509.Certificate{
 		SerialNumber: serial(), Subject: intelName("Intel SGX PCK Platform CA"), NotBefore: now, NotAfter: now.AddDate(25, 0, 0),
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 0, MaxPathLenZero: true,
-		SignatureAlgorithm: x509.ECDSAWithSHA256,
+		SignatureAlgorithm: x509.ECDSAWithSHA256, SubjectKeyId: keyID(interKey),
+		CRLDistributionPoints: []string{RootCRLURL},
+	}
+	tcbT := &x509.Certificate{
+		SerialNumber: serial(), Subject: intelName("Intel SGX TCB Signing"), NotBefore: now, NotAfter: now.AddDate(25, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
+		SignatureAlgorithm: x509.ECDSAWithSHA256, SubjectKeyId: keyID(tcbKey),
+		CRLDistributionPoints: []string{RootCRLURL},
 	}
 	leafT := &x509.Certificate{
 		SerialNumber: serial(), Subject: intelName("Intel SGX PCK Certificate"), NotBefore: now, NotAfter: now.AddDate(20, 0, 0),
@@ -143,7 +166,14 @@ func newTDXChain() (*chainFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &chainFile{certs: []*x509.Certificate{root, inter, leaf}, keys: []crypto.Signer{pckKey, attKey}}, nil
+	tcb, err := issue(tcbT, root, tcbKey.Public(), rootKey)
+	if err != nil {
+		return nil, err
+	}
+	return &chainFile{
+		certs: []*x509.Certificate{root, inter, leaf, tcb},
+		keys:  []crypto.Signer{pckKey, attKey, rootKey, interKey, tcbKey},
+	}, nil
 }
 
 // keyID is the SHA-1 of the public key's bytes, as RFC 5280's method 1
@@ -202,8 +232,8 @@ func (p *TDX) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, 
 		Reserved2:  make([]byte, 32),
 		MrSigner:   label("qe-mrsigner")[:32],
 		Reserved3:  make([]byte, 96),
-		IsvProdId:  2,
-		IsvSvn:     7,
+		IsvProdId:  simQEProdID,
+		IsvSvn:     simQEIsvSvn,
 		Reserved4:  make([]byte, 60),
 		ReportData: append(qeRD[:], make([]byte, 32)...),
 	}

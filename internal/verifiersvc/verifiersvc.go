@@ -28,6 +28,9 @@ type Handler struct {
 	// Trusted are extra trusted certificates (--trust-root).
 	Trusted []*x509.Certificate
 	Log     *slog.Logger
+	// Offline skips collateral; Collateral says where to fetch it.
+	Offline    bool
+	Collateral *verify.CollateralSource
 }
 
 // VerifyRequest is the body of POST /verify.
@@ -106,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "signature is not standard base64"})
 		return
 	}
-	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, TrustedCerts: h.Trusted, Offline: true}
+	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, TrustedCerts: h.Trusted, Offline: h.Offline, Collateral: h.Collateral}
 	if req.PublicKey != "" {
 		o.PublicKeyPEM = []byte(req.PublicKey)
 	}

@@ -148,9 +148,9 @@ print("ok")`
 	cliSig := strings.TrimSpace(string(out))
 	root := filepath.Join(dir, "state", "sim-root.pem")
 	quoteFile := filepath.Join(crypto, "docker_attestation_ed25519.txt")
-	testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--pubkey", filepath.Join(crypto, "docker_public_key_ed25519.pem"))
+	testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--offline", "--pubkey", filepath.Join(crypto, "docker_public_key_ed25519.pem"))
 	// Without the simulated root: invalid, exit 1.
-	_, err = testutil.RunErr(bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519")
+	_, err = testutil.RunErr(bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--offline")
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("verify without --trust-root: exit %d, want 1", code)
 	}
@@ -170,12 +170,12 @@ print("ok")`
 		t.Fatal("public key changed across a restart")
 	}
 	m = curlSign(t, addr, `{"key_type": "secp256k1", "payload": "after restart"}`)
-	testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", "after restart", "--signature", m["signature"], "--trust-root", root, "--pubkey", filepath.Join(crypto, "docker_public_key_secp256k1.pem"))
+	testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", "after restart", "--signature", m["signature"], "--trust-root", root, "--offline", "--pubkey", filepath.Join(crypto, "docker_public_key_secp256k1.pem"))
 	// Ethereum personal_sign through the server, recovered by the verifier.
 	for i := 0; i < 5; i++ {
 		payload := fmt.Sprintf("random payload %d %d", i, time.Now().UnixNano())
 		m = curlSign(t, addr, `{"payload": "`+payload+`", "format": "eth_personal_sign"}`)
-		out := testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", payload, "--signature", m["signature"], "--format", "eth_personal_sign", "--trust-root", root)
+		out := testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", payload, "--signature", m["signature"], "--format", "eth_personal_sign", "--trust-root", root, "--offline")
 		var res struct {
 			Valid           bool   `json:"valid"`
 			Signer          string `json:"signer"`

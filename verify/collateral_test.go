@@ -1,0 +1,222 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/internal/simtee"
+	"github.com/teesign/teesign/validate"
+	"github.com/teesign/teesign/verify"
+)
+
+// counting wraps a handler and counts requests.
+type counting struct {
+	h http.Handler
+	n atomic.Int64
+}
+
+func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.n.Add(1)
+	c.h.ServeHTTP(w, r)
+}
+
+func simTDXQuote(t *testing.T) (dir string, q, msg, sig []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	p, err := simtee.NewTDX(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Ed25519)
+	ev, err := p.Quote(context.Background(), k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg = []byte("collateral")
+	return dir, quote.Encode(ev.Kind, ev.Raw), msg, k.Sign(msg)
+}
+
+func trusted(t *testing.T, path string) []*x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := verify.ParseCerts(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestTDXCollateral(t *testing.T) {
+	dir, q, msg, sig := simTDXQuote(t)
+	roots := trusted(t, filepath.Join(dir, simtee.TDXRootFile))
+	run := func(pcsOpts simtee.PCSOptions, pol *validate.Policy, cache string, now time.Time) (*verify.Result, int64) {
+		t.Helper()
+		pcs, err := simtee.NewPCS(dir, pcsOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &counting{h: pcs}
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{
+			KeyType: "ed25519", TrustedCerts: roots, Policy: pol, Now: now,
+			Collateral: &verify.CollateralSource{PCCSURL: ts.URL, CacheDir: cache, Retries: -1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, srv.n.Load()
+	}
+	cache := t.TempDir()
+	res, n := run(simtee.PCSOptions{}, nil, cache, time.Time{})
+	if !res.Valid || status(res)["tcb_status"] != "pass" || res.TCBStatus != "UpToDate" || n != 4 {
+		t.Fatalf("UpToDate: %d requests, %+v %s", n, res.Checks, res.TCBStatus)
+	}
+	// Cache hit: nothing is fetched again.
+	res, n = run(simtee.PCSOptions{}, nil, cache, time.Time{})
+	if !res.Valid || n != 0 {
+		t.Fatalf("cached run made %d requests: %+v", n, res.Checks)
+	}
+	entries, _ := os.ReadDir(cache)
+	if len(entries) != 4 {
+		t.Fatalf("cache holds %d entries, want 4", len(entries))
+	}
+	// Past nextUpdate (30 days by default) the cache is stale and the
+	// collateral expired: everything is fetched again.
+	later := time.Now().Add(31 * 24 * time.Hour)
+	_, n = run(simtee.PCSOptions{NextUpdate: later.Add(time.Hour)}, nil, cache, later)
+	if n != 4 {
+		t.Fatalf("after nextUpdate: %d requests, want 4", n)
+	}
+
+	// OutOfDate is reported by name and rejected unless the policy accepts it.
+	res, _ = run(simtee.PCSOptions{TCBStatus: "OutOfDate"}, nil, "", time.Time{})
+	if res.Valid || res.TCBStatus != "OutOfDate" || !strings.Contains(res.Checks[2].Reason, "OutOfDate is not accepted") {
+		t.Fatalf("OutOfDate: %+v", res.Checks)
+	}
+	res, _ = run(simtee.PCSOptions{TCBStatus: "OutOfDate"}, &validate.Policy{AcceptedTCBStatus: []string{"UpToDate", "OutOfDate"}}, "", time.Time{})
+	if !res.Valid || res.TCBStatus != "OutOfDate" {
+		t.Fatalf("OutOfDate accepted by policy: %+v", res.Checks)
+	}
+	res, _ = run(simtee.PCSOptions{TCBStatus: "SWHardeningNeeded"}, nil, "", time.Time{})
+	if res.Valid || res.TCBStatus != "SWHardeningNeeded" {
+		t.Fatalf("SWHardeningNeeded: %+v", res.Checks)
+	}
+	// A revoked PCK certificate fails tcb_status.
+	res, _ = run(simtee.PCSOptions{RevokePCK: true}, nil, "", time.Time{})
+	if res.Valid || status(res)["tcb_status"] != "fail" || !strings.Contains(res.Checks[2].Reason, "revoked") {
+		t.Fatalf("revoked PCK: %+v", res.Checks)
+	}
+}
+
+func TestCollateralServerDownIsAClearErrorNotAHang(t *testing.T) {
+	dir, q, msg, sig := simTDXQuote(t)
+	roots := trusted(t, filepath.Join(dir, simtee.TDXRootFile))
+	// A server that accepts connections and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	// And one that refuses: a closed port.
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedURL := "http://" + closed.Addr().String()
+	closed.Close()
+	for name, url := range map[string]string{"hanging": "http://" + ln.Addr().String(), "refusing": closedURL} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		done := make(chan *verify.Result, 1)
+		go func() {
+			res, _ := verify.Verify(ctx, q, msg, sig, verify.Options{KeyType: "ed25519", TrustedCerts: roots,
+				Collateral: &verify.CollateralSource{PCCSURL: url, Timeout: 200 * time.Millisecond, Retries: 2, Backoff: 10 * time.Millisecond}})
+			done <- res
+		}()
+		select {
+		case res := <-done:
+			if res.Valid || status(res)["tcb_status"] != "fail" || !strings.Contains(res.Checks[2].Reason, "fetch collateral") {
+				t.Fatalf("%s: %+v", name, res.Checks)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: verification hung", name)
+		}
+		cancel()
+	}
+}
+
+func TestCollateralRetriesThrottling(t *testing.T) {
+	dir, q, msg, sig := simTDXQuote(t)
+	roots := trusted(t, filepath.Join(dir, simtee.TDXRootFile))
+	pcs, _ := simtee.NewPCS(dir, simtee.PCSOptions{})
+	var calls atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1)%2 == 1 { // every first try is throttled, as KDS does
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		pcs.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	res, _ := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", TrustedCerts: roots,
+		Collateral: &verify.CollateralSource{PCCSURL: ts.URL, Backoff: 5 * time.Millisecond}})
+	if !res.Valid || calls.Load() != 8 {
+		t.Fatalf("%d calls: %+v", calls.Load(), res.Checks)
+	}
+}
+
+func TestSNPCollateralFromKDS(t *testing.T) {
+	dir := t.TempDir()
+	p, err := simtee.NewSNP(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Secp256k1)
+	ev, _ := p.Quote(context.Background(), k.Public().ReportData())
+	q := quote.Encode(ev.Kind, ev.Raw)
+	msg := []byte("snp")
+	sig := k.Sign(msg)
+	certs := trusted(t, filepath.Join(dir, simtee.SNPRootFile))
+	for _, revoke := range []bool{false, true} {
+		kds, err := simtee.NewKDS(dir, revoke)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &counting{h: kds}
+		ts := httptest.NewServer(srv)
+		// Only ARK and ASK: the VCEK comes from the (simulated) KDS.
+		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{TrustedCerts: certs[:2],
+			Collateral: &verify.CollateralSource{KDSURL: ts.URL, Retries: -1}})
+		ts.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !revoke && (!res.Valid || srv.n.Load() < 2) {
+			t.Fatalf("KDS: %d requests, %+v", srv.n.Load(), res.Checks)
+		}
+		if revoke && (res.Valid || status(res)["tcb_status"] != "fail") {
+			t.Fatalf("revoked ASK: %+v", res.Checks)
+		}
+	}
+}
