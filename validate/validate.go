@@ -52,13 +52,19 @@ func Parse(data []byte) (*Policy, error) {
 	if dec.More() {
 		return nil, errors.New("policy: trailing data")
 	}
-	if err := checkFields("tdx", p.Tdx, tdxFields); err != nil {
-		return nil, err
-	}
-	if err := checkFields("sev_snp", p.SevSnp, snpFields); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// Validate checks that every listed field is known and every value is
+// lowercase hex (Parse calls it; call it on a Policy decoded elsewhere).
+func (p *Policy) Validate() error {
+	if err := checkFields("tdx", p.Tdx, tdxFields); err != nil {
+		return err
+	}
+	return checkFields("sev_snp", p.SevSnp, snpFields)
 }
 
 // Load reads a policy file.

@@ -160,7 +160,7 @@ func TestSimulatedQuotes(t *testing.T) {
 		t.Fatalf("simulated quote with its root and policy: %+v", res.Checks)
 	}
 	// Another workload's RTMR3 does not match.
-	pol.Tdx["rtmr3"] = []string{hex.EncodeToString(simtee.ExtendRTMR3([]byte("other")))}
+	pol.Tdx["rtmr3"] = []string{hex.EncodeToString(validate.ComposeRTMR3([]byte("other")))}
 	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Policy: pol})
 	if res.Valid || status(res)["policy"] != "fail" {
 		t.Fatalf("other workload accepted: %+v", res.Checks)

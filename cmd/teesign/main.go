@@ -48,6 +48,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newProvisionCmd(), newServeCmd(), newSignCmd(), newQuoteCmd(), newVerifyCmd(), newVerifierCmd())
+	root.AddCommand(newProvisionCmd(), newServeCmd(), newSignCmd(), newQuoteCmd(), newVerifyCmd(), newVerifierCmd(), newPolicyCmd())
 	return root
 }

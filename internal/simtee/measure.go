@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+
+	"github.com/teesign/teesign/validate"
 )
 
 // MeasurementSize is the size of a TDX MR or RTMR and of a SEV-SNP measurement.
@@ -18,23 +20,6 @@ const MeasurementSize = 48
 func label(name string) []byte {
 	h := sha512.Sum384([]byte("teesign-sim/" + name))
 	return h[:]
-}
-
-// ExtendRTMR3 returns RTMR3 as SecretVM extends it from compose files: from
-// 48 zero bytes, for each file RTMR3 = SHA-384(RTMR3 ‖ SHA-256(file) padded
-// with zeros to 48 bytes).
-func ExtendRTMR3(files ...[]byte) []byte {
-	rtmr := make([]byte, MeasurementSize)
-	for _, f := range files {
-		var ev [MeasurementSize]byte
-		d := sha256.Sum256(f)
-		copy(ev[:], d[:])
-		h := sha512.New384()
-		h.Write(rtmr)
-		h.Write(ev[:])
-		rtmr = h.Sum(nil)
-	}
-	return rtmr
 }
 
 // TDX body values of the simulated TD. MR_SEAM, MR_TD and RTMR0-2 are
@@ -58,7 +43,7 @@ func TDXMeasurements(workload [][]byte) map[string]string {
 		"rtmr0":         hex.EncodeToString(label("rtmr0")),
 		"rtmr1":         hex.EncodeToString(label("rtmr1")),
 		"rtmr2":         hex.EncodeToString(label("rtmr2")),
-		"rtmr3":         hex.EncodeToString(ExtendRTMR3(workload...)),
+		"rtmr3":         hex.EncodeToString(validate.ComposeRTMR3(workload...)),
 	}
 }
 
@@ -66,7 +51,7 @@ func TDXMeasurements(workload [][]byte) map[string]string {
 // host_data (SHA-256 of the workload's RTMR3-style digest, so that a
 // verifier can pin the workload on SEV-SNP too).
 func SNPMeasurements(workload [][]byte) map[string]string {
-	hd := sha256.Sum256(ExtendRTMR3(workload...))
+	hd := sha256.Sum256(validate.ComposeRTMR3(workload...))
 	return map[string]string{
 		"measurement": hex.EncodeToString(label("measurement")),
 		"host_data":   hex.EncodeToString(hd[:]),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
+	"github.com/teesign/teesign/validate"
 )
 
 var rd = func() (r [64]byte) {
@@ -64,7 +65,7 @@ func TestSimTDXVerifiesOnlyWithSimRoot(t *testing.T) {
 	if err != nil || k != quote.TDX {
 		t.Fatalf("parse: %v %v", k, err)
 	}
-	if f["report_data"] != hex.EncodeToString(rd[:]) || f["rtmr3"] != hex.EncodeToString(simtee.ExtendRTMR3(workload...)) || f["debug"] != false {
+	if f["report_data"] != hex.EncodeToString(rd[:]) || f["rtmr3"] != hex.EncodeToString(validate.ComposeRTMR3(workload...)) || f["debug"] != false {
 		t.Fatalf("fields: %v", f)
 	}
 	if got := hex.EncodeToString(ev.Raw[0x238 : 0x238+64]); got != hex.EncodeToString(rd[:]) {
@@ -150,11 +151,11 @@ func TestSimSNPVerifiesOnlyWithSimRoots(t *testing.T) {
 
 func TestExtendRTMR3(t *testing.T) {
 	// From zero with no files.
-	if hex.EncodeToString(simtee.ExtendRTMR3()) != hex.EncodeToString(make([]byte, 48)) {
+	if hex.EncodeToString(validate.ComposeRTMR3()) != hex.EncodeToString(make([]byte, 48)) {
 		t.Fatal("RTMR3 of no workload is not zero")
 	}
-	a := simtee.ExtendRTMR3([]byte("a"), []byte("b"))
-	b := simtee.ExtendRTMR3([]byte("b"), []byte("a"))
+	a := validate.ComposeRTMR3([]byte("a"), []byte("b"))
+	b := validate.ComposeRTMR3([]byte("b"), []byte("a"))
 	if hex.EncodeToString(a) == hex.EncodeToString(b) {
 		t.Fatal("RTMR3 ignores file order")
 	}

@@ -93,7 +93,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req VerifyRequest
-	if err := decodeStrict(bytes.NewReader(body), &req); err != nil {
+	err = decodeStrict(bytes.NewReader(body), &req)
+	if err == nil && req.Policy != nil {
+		err = req.Policy.Validate()
+	}
+	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
