@@ -171,7 +171,7 @@ func newVerifierCmd() *cobra.Command {
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
 			h := &verifiersvc.Handler{Trusted: trusted, Log: log, Offline: coll.offline, Collateral: coll.source()}
-			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, verifiersvc.Server(h), log, "verifier")
+			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, verifiersvc.Server(h), verifiersvc.RequestTimeout, log, "verifier")
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")

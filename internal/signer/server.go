@@ -269,7 +269,9 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 	h := w.Header()
 	h["Content-Type"] = jsonCT
-	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	if len(out) > 2000 { // net/http sets Content-Length itself for small bodies
+		h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	}
 	w.Write(out)
 	if s.debugLogs {
 		s.logSign(req)
@@ -375,15 +377,23 @@ func newMetrics() *metrics {
 		signatures: [2]prometheus.Counter{sigs.WithLabelValues(string(keys.Secp256k1)), sigs.WithLabelValues(string(keys.Ed25519))}}
 }
 
-// HTTPServer wraps h in an http.Server with the signing server's timeouts
-// and header limit.
+// Timeouts of the signing server.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	// RequestTimeout bounds a request from its first byte to the end of
+	// its response (slow bodies, clients that do not read).
+	RequestTimeout = 15 * time.Second
+	IdleTimeout    = 60 * time.Second
+)
+
+// HTTPServer wraps h in an http.Server with the signing server's header
+// limit, header and idle timeouts. Serve it with httpguard.Serve and
+// RequestTimeout, which bound each request.
 func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

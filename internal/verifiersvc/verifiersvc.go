@@ -23,6 +23,9 @@ import (
 // BodyLimit bounds request bodies.
 const BodyLimit = 256 << 10
 
+// RequestTimeout bounds a request, collateral fetching included.
+const RequestTimeout = 2 * time.Minute
+
 // Handler serves the verification API.
 type Handler struct {
 	// Trusted are extra trusted certificates (--trust-root).
@@ -158,8 +161,8 @@ func (h *Handler) quoteParse(w http.ResponseWriter, body []byte) {
 	writeJSON(w, http.StatusOK, map[string]any{"quote": out})
 }
 
-// Server wraps h with a public service's timeouts and limits.
+// Server wraps h with a public service's timeouts and limits (serve it
+// with httpguard.Serve and RequestTimeout, which bound each request).
 func Server(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 20 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 }

@@ -1,0 +1,431 @@
+// Command report runs teesign's benchmarks side by side and writes
+// bench/RESULTS.md: in-process signing on one core (the limit), teesign's
+// signing server pinned to that core under load from the other core, the
+// Python baseline the same way, offline verification and quote parsing,
+// provisioning time and resident memory. Run it with `bash bench/run.sh`.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/teesign/teesign/bench/loadgen"
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/verify"
+)
+
+var (
+	bin       = flag.String("teesign", "", "teesign binary")
+	self      = flag.String("self", "", "this binary (for pinned sub-measurements)")
+	out       = flag.String("out", "bench/RESULTS.md", "report file")
+	repeats   = flag.Int("repeats", 3, "repeats of every measurement")
+	dur       = flag.Duration("duration", 4*time.Second, "duration of each load run")
+	mode      = flag.String("mode", "", "internal: limit-secp256k1, limit-ed25519, verify-sample")
+	sample    = flag.String("sample", "testdata/secretvm-sample", "SecretVM sample folder")
+	python    = flag.String("python", "python3", "python with cryptography")
+	serverCPU = flag.String("server-cpu", "0", "CPU the servers are pinned to")
+)
+
+func main() {
+	flag.Parse()
+	if *mode != "" {
+		fmt.Println(inProcess(*mode))
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+// inProcess measures operations per second on this process's single core.
+func inProcess(mode string) float64 {
+	runtime.GOMAXPROCS(1)
+	var op func()
+	switch mode {
+	case "limit-secp256k1", "limit-ed25519":
+		k, _ := keys.Generate(keys.Alg(strings.TrimPrefix(mode, "limit-")))
+		msg := []byte("benchmark payload 0123456789")
+		op = func() { k.Sign(msg) }
+	case "verify-sample":
+		q, _ := os.ReadFile(filepath.Join(*sample, "quote.txt"))
+		privPEM, _ := os.ReadFile(filepath.Join(*sample, "private_key.pem"))
+		k, err := keys.ParsePrivateKeyPEM(privPEM)
+		if err != nil {
+			panic(err)
+		}
+		msg := []byte("My Secret Message")
+		sig := k.Sign(msg)
+		op = func() {
+			res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", Offline: true})
+			if err != nil || !res.Valid {
+				panic(fmt.Sprint("sample does not verify: ", err))
+			}
+		}
+	default:
+		panic("unknown mode " + mode)
+	}
+	for i := 0; i < 200; i++ {
+		op()
+	}
+	n, start := 0, time.Now()
+	for time.Since(start) < 3*time.Second {
+		op()
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func pinned(args ...string) *exec.Cmd {
+	cmd := exec.Command("taskset", append([]string{"-c", *serverCPU}, args...)...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	return cmd
+}
+
+func measureInProcess(mode string) (float64, error) {
+	out, err := pinned(*self, "-mode", mode, "-sample", *sample).Output()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", mode, err)
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+}
+
+// server is a pinned server process.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func start(addr string, cmd *exec.Cmd, ready string) (*server, error) {
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ch := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), ready) {
+				ch <- true
+			}
+		}
+		ch <- false
+	}()
+	select {
+	case ok := <-ch:
+		if !ok {
+			cmd.Wait()
+			return nil, fmt.Errorf("%v exited before listening", cmd.Args)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("%v did not start", cmd.Args)
+	}
+	return &server{cmd: cmd, addr: addr}, nil
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+	}
+}
+
+// rss returns the process's resident and peak resident memory in MiB.
+func (s *server) rss() (cur, peak float64) {
+	// taskset execs the server, so the PID is the server's.
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			if f[0] == "VmRSS:" {
+				cur = kb / 1024
+			} else {
+				peak = kb / 1024
+			}
+		}
+	}
+	return cur, peak
+}
+
+func signBody(alg string, batch int) []byte {
+	if batch == 0 {
+		b, _ := json.Marshal(map[string]string{"key_type": alg, "payload": "benchmark payload 0123456789"})
+		return b
+	}
+	payloads := make([]string, batch)
+	for i := range payloads {
+		payloads[i] = fmt.Sprintf("benchmark payload %d", i)
+	}
+	b, _ := json.Marshal(map[string]any{"key_type": alg, "payloads": payloads})
+	return b
+}
+
+func load(addr, path string, body []byte, conns int, rate float64) (loadgen.Result, error) {
+	return loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: path, Body: body, Conns: conns, Rate: rate, Duration: *dur, Warmup: time.Second})
+}
+
+// series collects one figure over the repeats.
+type series struct {
+	name, unit, cmd string
+	vals            []float64
+	ratios          []float64 // to the limit, same repeat
+	target          string
+	check           func(median float64) bool
+}
+
+func (s *series) add(v, limit float64) {
+	s.vals = append(s.vals, v)
+	if limit > 0 {
+		s.ratios = append(s.ratios, v/limit)
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	c := append([]float64(nil), v...)
+	sort.Float64s(c)
+	return c[len(c)/2]
+}
+
+func spread(v []float64) string {
+	if len(v) == 0 {
+		return ""
+	}
+	c := append([]float64(nil), v...)
+	sort.Float64s(c)
+	return fmt.Sprintf("%s – %s", num(c[0]), num(c[len(c)-1]))
+}
+
+func num(f float64) string {
+	switch {
+	case f >= 100:
+		return strconv.FormatFloat(f, 'f', 0, 64)
+	case f >= 1:
+		return strconv.FormatFloat(f, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(f, 'f', 3, 64)
+}
+
+func run() error {
+	if *bin == "" || *self == "" {
+		return fmt.Errorf("need -teesign and -self (use bench/run.sh)")
+	}
+	tmp, err := os.MkdirTemp("", "teesign-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	compose := filepath.Join(tmp, "docker-compose.yaml")
+	os.WriteFile(compose, []byte("services:\n  app:\n    image: app\n    volumes:\n      - ./crypto/docker_public_key_secp256k1.pem:/k1.pem\n      - ./crypto/docker_attestation_secp256k1.txt:/q1.txt\n      - ./crypto/docker_public_key_ed25519.pem:/k2.pem\n      - ./crypto/docker_attestation_ed25519.txt:/q2.txt\n"), 0o644)
+	sample, _ := os.ReadFile(filepath.Join(*sample, "quote.txt"))
+
+	all := []*series{}
+	mk := func(name, unit, cmd, target string, check func(float64) bool) *series {
+		s := &series{name: name, unit: unit, cmd: cmd, target: target, check: check}
+		all = append(all, s)
+		return s
+	}
+	ratioAtLeast := func(min float64) func(float64) bool { return func(r float64) bool { return r >= min } }
+	limit := map[string]*series{}
+	sign := map[string]*series{}
+	batch := map[string]*series{}
+	py := map[string]*series{}
+	p99 := map[string]*series{}
+	vsPy := map[string]*series{}
+	for _, alg := range []string{"secp256k1", "ed25519"} {
+		limit[alg] = mk("limit: in-process "+alg+" signing, 1 core", "sig/s", "go run ./bench/cmd/report (mode limit-"+alg+")", "", nil)
+	}
+	for _, alg := range []string{"secp256k1", "ed25519"} {
+		t := map[string]float64{"secp256k1": 0.60, "ed25519": 0.45}[alg]
+		sign[alg] = mk("teesign POST /sign "+alg+", 16 conns", "req/s", "go run ./bench/cmd/load -key-type "+alg+" -conns 16", fmt.Sprintf("≥ %.2f × limit", t), ratioAtLeast(t))
+	}
+	for _, alg := range []string{"secp256k1", "ed25519"} {
+		batch[alg] = mk("teesign POST /sign/batch "+alg+" (64/request), 4 conns", "sig/s", "go run ./bench/cmd/load -path /sign/batch -batch 64 -key-type "+alg+" -conns 4", "≥ 0.90 × limit", ratioAtLeast(0.90))
+	}
+	for _, alg := range []string{"secp256k1", "ed25519"} {
+		p99[alg] = mk("teesign /sign "+alg+" p99 at 80% of peak (open loop)", "ms", "go run ./bench/cmd/load -key-type "+alg+" -rate <0.8×peak>", "< 5 ms", nil)
+	}
+	for _, alg := range []string{"secp256k1", "ed25519"} {
+		py[alg] = mk("baseline: Python cryptography + http.server /sign "+alg, "req/s", "python3 bench/baseline/server.py; go run ./bench/cmd/load -addr 127.0.0.1:49200 -key-type "+alg, "", nil)
+		vsPy[alg] = mk("teesign /sign "+alg+" ÷ Python baseline", "×", "(same runs)", "≥ 4 ×", nil)
+	}
+	verifyS := mk("offline verifications of the SecretVM sample (chain, binding, signature), 1 core", "verif/s", "go run ./bench/cmd/report (mode verify-sample)", "", nil)
+	parse := mk("teesign verifier: POST /dcap-tools/quote-parse, 1 core", "req/s", "teesign verifier serve --offline; go run ./bench/cmd/load -path /dcap-tools/quote-parse", "", nil)
+	prov := mk("provisioning, first boot, sim-tdx (keys, chain, quotes, files)", "ms", "time teesign provision --tee sim-tdx --compose F --state NEW", "", nil)
+	provAgain := mk("provisioning, later boot, sim-tdx", "ms", "time teesign provision --tee sim-tdx --compose F --state SAME", "", nil)
+	rssIdle := mk("teesign serve RSS, idle", "MiB", "/proc/PID/status VmRSS", "", nil)
+	rssLoad := mk("teesign serve RSS, peak under load", "MiB", "/proc/PID/status VmHWM", "< 64 MiB", func(v float64) bool { return v < 64 })
+	for _, s := range p99 {
+		s.check = func(v float64) bool { return v < 5 }
+	}
+	for _, s := range vsPy {
+		s.check = func(v float64) bool { return v >= 4 }
+	}
+
+	for r := 0; r < *repeats; r++ {
+		fmt.Fprintf(os.Stderr, "report: repeat %d/%d\n", r+1, *repeats)
+		lim := map[string]float64{}
+		for _, alg := range []string{"secp256k1", "ed25519"} {
+			v, err := measureInProcess("limit-" + alg)
+			if err != nil {
+				return err
+			}
+			lim[alg] = v
+			limit[alg].add(v, v)
+		}
+		// Provisioning.
+		state := filepath.Join(tmp, fmt.Sprintf("state-%d", r))
+		for i, s := range []*series{prov, provAgain} {
+			t0 := time.Now()
+			if out, err := pinned(*bin, "provision", "--tee", "sim-tdx", "--compose", compose, "--state", state).CombinedOutput(); err != nil {
+				return fmt.Errorf("provision %d: %v\n%s", i, err, out)
+			}
+			s.add(float64(time.Since(t0).Microseconds())/1000, 0)
+		}
+		// teesign serve.
+		addr := "127.0.0.1:49153"
+		srv, err := start(addr, pinned(*bin, "serve", "--tee", "sim-tdx", "--compose", compose, "--state", state, "--listen", addr, "--log-level", "error"), "listening on")
+		if err != nil {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+		cur, _ := srv.rss()
+		rssIdle.add(cur, 0)
+		peak := map[string]float64{}
+		for _, alg := range []string{"secp256k1", "ed25519"} {
+			res, err := load(addr, "/sign", signBody(alg, 0), 16, 0)
+			if err != nil || res.Errors > 0 {
+				srv.stop()
+				return fmt.Errorf("/sign %s: %v %v", alg, res, err)
+			}
+			peak[alg] = res.PerSecond
+			sign[alg].add(res.PerSecond, lim[alg])
+			res, err = load(addr, "/sign/batch", signBody(alg, 64), 4, 0)
+			if err != nil || res.Errors > 0 {
+				srv.stop()
+				return fmt.Errorf("/sign/batch %s: %v %v", alg, res, err)
+			}
+			batch[alg].add(res.PerSecond*64, lim[alg])
+			res, err = load(addr, "/sign", signBody(alg, 0), 64, 0.8*peak[alg])
+			if err != nil || res.Errors > 0 {
+				srv.stop()
+				return fmt.Errorf("/sign %s open loop: %v %v", alg, res, err)
+			}
+			p99[alg].add(float64(res.P99.Microseconds())/1000, 0)
+		}
+		_, hwm := srv.rss()
+		rssLoad.add(hwm, 0)
+		srv.stop()
+		// Python baseline.
+		base, err := start("127.0.0.1:49200", pinned(*python, "bench/baseline/server.py", "--port", "49200"), "listening")
+		if err != nil {
+			return err
+		}
+		for _, alg := range []string{"secp256k1", "ed25519"} {
+			res, err := load("127.0.0.1:49200", "/sign", signBody(alg, 0), 16, 0)
+			if err != nil || res.Errors > 0 {
+				base.stop()
+				return fmt.Errorf("baseline %s: %v %v", alg, res, err)
+			}
+			py[alg].add(res.PerSecond, lim[alg])
+			vsPy[alg].add(peak[alg]/res.PerSecond, 0)
+		}
+		base.stop()
+		// Verification.
+		v, err := measureInProcess("verify-sample")
+		if err != nil {
+			return err
+		}
+		verifyS.add(v, 0)
+		vaddr := "127.0.0.1:49300"
+		ver, err := start(vaddr, pinned(*bin, "verifier", "serve", "--offline", "--listen", vaddr), "listening on")
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(map[string]string{"quote": strings.TrimSpace(string(sample))})
+		res, err := load(vaddr, "/dcap-tools/quote-parse", body, 16, 0)
+		ver.stop()
+		if err != nil || res.Errors > 0 {
+			return fmt.Errorf("quote-parse: %v %v", res, err)
+		}
+		parse.add(res.PerSecond, 0)
+	}
+	return write(all)
+}
+
+// onlineCPUs counts the machine's CPUs (runtime.NumCPU sees only the
+// CPUs this process is pinned to).
+func onlineCPUs() string {
+	out, err := exec.Command("nproc", "--all").Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if i := strings.Index(line, ":"); i > 0 {
+				return strings.TrimSpace(line[i+1:])
+			}
+		}
+	}
+	return "unknown CPU"
+}
+
+func write(all []*series) error {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "# teesign benchmark results\n\n")
+	fmt.Fprintf(&b, "Made by `bash bench/run.sh` on %s (%s cores, %s, %s/%s, %s), %s.\n", host, onlineCPUs(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Servers (teesign with GOMAXPROCS=1, and the Python baseline) are pinned to core %s with `taskset`; the load tool runs on the other core.\n", *serverCPU)
+	fmt.Fprintf(&b, "Each figure is the median of %d repeats; the spread is min – max over them. Ratios are to the in-process limit measured in the same repeat.\n\n", *repeats)
+	b.WriteString("| figure | median | unit | spread | ratio to limit (median, spread) | target | met | reproduce |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range all {
+		m := median(s.vals)
+		ratio, met := "", ""
+		if len(s.ratios) > 0 && !strings.HasPrefix(s.name, "limit") {
+			ratio = fmt.Sprintf("%s (%s)", num(median(s.ratios)), spread(s.ratios))
+		}
+		if s.check != nil {
+			v := m
+			if len(s.ratios) > 0 && strings.Contains(s.target, "limit") {
+				v = median(s.ratios)
+			}
+			met = "no"
+			if s.check(v) {
+				met = "yes"
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | `%s` |\n", s.name, num(m), s.unit, spread(s.vals), ratio, s.target, met, s.cmd)
+	}
+	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(b.String())
+	return nil
+}

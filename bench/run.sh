@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes bench/RESULTS.md. Servers are pinned to
+# core 0 (GOMAXPROCS=1), the load tool to core 1. Bounded: about 3 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+go build -o "$out/teesign" ./cmd/teesign
+go build -o "$out/report" ./bench/cmd/report
+py=python3
+python3 -c 'import cryptography' 2>/dev/null || py=/usr/bin/python3
+taskset -c 1 "$out/report" -teesign "$out/teesign" -self "$out/report" -python "$py" "$@"
