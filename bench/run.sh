@@ -7,6 +7,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 go build -o "$out/teesign" ./cmd/teesign
 go build -o "$out/report" ./bench/cmd/report
+go build -o "$out/load" ./bench/cmd/load
 py=python3
 python3 -c 'import cryptography' 2>/dev/null || py=/usr/bin/python3
-taskset -c 1 "$out/report" -teesign "$out/teesign" -self "$out/report" -python "$py" "$@"
+"$out/report" -teesign "$out/teesign" -self "$out/report" -load "$out/load" -python "$py" "$@"

@@ -23,6 +23,8 @@ func main() {
 	rate := flag.Float64("rate", 0, "open loop at this many requests/s (0: closed loop)")
 	dur := flag.Duration("duration", 5*time.Second, "run time")
 	maxReq := flag.Int64("max-requests", 0, "stop after this many requests (0: no limit)")
+	bodyFlag := flag.String("body", "", "request body (default: a sign request built from the flags)")
+	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
 	body, _ := json.Marshal(map[string]string{"key_type": *keyType, "payload": "benchmark payload 0123456789"})
 	if strings.HasSuffix(*path, "/batch") {
@@ -32,10 +34,17 @@ func main() {
 		}
 		body, _ = json.Marshal(map[string]any{"key_type": *keyType, "payloads": payloads})
 	}
+	if *bodyFlag != "" {
+		body = []byte(*bodyFlag)
+	}
 	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: *addr, Path: *path, Body: body, Conns: *conns, Rate: *rate, Duration: *dur, MaxRequests: *maxReq, Warmup: time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(res)
+		return
 	}
 	fmt.Println(res)
 }

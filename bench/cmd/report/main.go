@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,8 @@ var (
 	sample    = flag.String("sample", "testdata/secretvm-sample", "SecretVM sample folder")
 	python    = flag.String("python", "python3", "python with cryptography")
 	serverCPU = flag.String("server-cpu", "0", "CPU the servers are pinned to")
+	loadCPU   = flag.String("load-cpu", "1", "CPU the load tool is pinned to")
+	loadBin   = flag.String("load", "", "the load tool binary (bench/cmd/load)")
 )
 
 func main() {
@@ -87,6 +90,17 @@ func inProcess(mode string) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
+// freeAddr returns a loopback address with a port free now (fixed ports in
+// the ephemeral range can collide with the load tool's own connections).
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 func pinned(args ...string) *exec.Cmd {
 	cmd := exec.Command("taskset", append([]string{"-c", *serverCPU}, args...)...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
@@ -109,6 +123,8 @@ type server struct {
 
 func start(addr string, cmd *exec.Cmd, ready string) (*server, error) {
 	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -126,7 +142,7 @@ func start(addr string, cmd *exec.Cmd, ready string) (*server, error) {
 	case ok := <-ch:
 		if !ok {
 			cmd.Wait()
-			return nil, fmt.Errorf("%v exited before listening", cmd.Args)
+			return nil, fmt.Errorf("%v exited before listening: %s", cmd.Args, stderr.String())
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
@@ -180,8 +196,19 @@ func signBody(alg string, batch int) []byte {
 	return b
 }
 
+// load runs the load tool as its own process on the load core.
 func load(addr, path string, body []byte, conns int, rate float64) (loadgen.Result, error) {
-	return loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: path, Body: body, Conns: conns, Rate: rate, Duration: *dur, Warmup: time.Second})
+	cmd := exec.Command("taskset", "-c", *loadCPU, *loadBin, "-json", "-addr", addr, "-path", path, "-body", string(body),
+		"-conns", strconv.Itoa(conns), "-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-duration", dur.String())
+	out, err := cmd.Output()
+	if err != nil {
+		return loadgen.Result{}, fmt.Errorf("load %s: %w", path, err)
+	}
+	var res loadgen.Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		return res, fmt.Errorf("load %s: %w", path, err)
+	}
+	return res, nil
 }
 
 // series collects one figure over the repeats.
@@ -229,8 +256,8 @@ func num(f float64) string {
 }
 
 func run() error {
-	if *bin == "" || *self == "" {
-		return fmt.Errorf("need -teesign and -self (use bench/run.sh)")
+	if *bin == "" || *self == "" || *loadBin == "" {
+		return fmt.Errorf("need -teesign, -self and -load (use bench/run.sh)")
 	}
 	tmp, err := os.MkdirTemp("", "teesign-bench-")
 	if err != nil {
@@ -255,7 +282,7 @@ func run() error {
 	p99 := map[string]*series{}
 	vsPy := map[string]*series{}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
-		limit[alg] = mk("limit: in-process "+alg+" signing, 1 core", "sig/s", "go run ./bench/cmd/report (mode limit-"+alg+")", "", nil)
+		limit[alg] = mk("limit: in-process "+alg+" signing, 1 core", "sig/s", "bash bench/run.sh (in-process, mode limit-"+alg+")", "", nil)
 	}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
 		t := map[string]float64{"secp256k1": 0.60, "ed25519": 0.45}[alg]
@@ -268,10 +295,10 @@ func run() error {
 		p99[alg] = mk("teesign /sign "+alg+" p99 at 80% of peak (open loop)", "ms", "go run ./bench/cmd/load -key-type "+alg+" -rate <0.8×peak>", "< 5 ms", nil)
 	}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
-		py[alg] = mk("baseline: Python cryptography + http.server /sign "+alg, "req/s", "python3 bench/baseline/server.py; go run ./bench/cmd/load -addr 127.0.0.1:49200 -key-type "+alg, "", nil)
+		py[alg] = mk("baseline: Python cryptography + http.server /sign "+alg, "req/s", "taskset -c 0 python3 bench/baseline/server.py --port 49200; taskset -c 1 go run ./bench/cmd/load -addr 127.0.0.1:49200 -key-type "+alg, "", nil)
 		vsPy[alg] = mk("teesign /sign "+alg+" ÷ Python baseline", "×", "(same runs)", "≥ 4 ×", nil)
 	}
-	verifyS := mk("offline verifications of the SecretVM sample (chain, binding, signature), 1 core", "verif/s", "go run ./bench/cmd/report (mode verify-sample)", "", nil)
+	verifyS := mk("offline verifications of the SecretVM sample (chain, binding, signature), 1 core", "verif/s", "bash bench/run.sh (in-process, mode verify-sample)", "", nil)
 	parse := mk("teesign verifier: POST /dcap-tools/quote-parse, 1 core", "req/s", "teesign verifier serve --offline; go run ./bench/cmd/load -path /dcap-tools/quote-parse", "", nil)
 	prov := mk("provisioning, first boot, sim-tdx (keys, chain, quotes, files)", "ms", "time teesign provision --tee sim-tdx --compose F --state NEW", "", nil)
 	provAgain := mk("provisioning, later boot, sim-tdx", "ms", "time teesign provision --tee sim-tdx --compose F --state SAME", "", nil)
@@ -305,7 +332,7 @@ func run() error {
 			s.add(float64(time.Since(t0).Microseconds())/1000, 0)
 		}
 		// teesign serve.
-		addr := "127.0.0.1:49153"
+		addr := freeAddr()
 		srv, err := start(addr, pinned(*bin, "serve", "--tee", "sim-tdx", "--compose", compose, "--state", state, "--listen", addr, "--log-level", "error"), "listening on")
 		if err != nil {
 			return err
@@ -339,12 +366,14 @@ func run() error {
 		rssLoad.add(hwm, 0)
 		srv.stop()
 		// Python baseline.
-		base, err := start("127.0.0.1:49200", pinned(*python, "bench/baseline/server.py", "--port", "49200"), "listening")
+		baddr := freeAddr()
+		_, bport, _ := net.SplitHostPort(baddr)
+		base, err := start(baddr, pinned(*python, "bench/baseline/server.py", "--port", bport), "listening")
 		if err != nil {
 			return err
 		}
 		for _, alg := range []string{"secp256k1", "ed25519"} {
-			res, err := load("127.0.0.1:49200", "/sign", signBody(alg, 0), 16, 0)
+			res, err := load(baddr, "/sign", signBody(alg, 0), 16, 0)
 			if err != nil || res.Errors > 0 {
 				base.stop()
 				return fmt.Errorf("baseline %s: %v %v", alg, res, err)
@@ -359,7 +388,7 @@ func run() error {
 			return err
 		}
 		verifyS.add(v, 0)
-		vaddr := "127.0.0.1:49300"
+		vaddr := freeAddr()
 		ver, err := start(vaddr, pinned(*bin, "verifier", "serve", "--offline", "--listen", vaddr), "listening on")
 		if err != nil {
 			return err
@@ -402,8 +431,9 @@ func write(all []*series) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# teesign benchmark results\n\n")
 	fmt.Fprintf(&b, "Made by `bash bench/run.sh` on %s (%s cores, %s, %s/%s, %s), %s.\n", host, onlineCPUs(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Servers (teesign with GOMAXPROCS=1, and the Python baseline) are pinned to core %s with `taskset`; the load tool runs on the other core.\n", *serverCPU)
+	fmt.Fprintf(&b, "Servers (teesign with GOMAXPROCS=1, and the Python baseline) are pinned to core %s with `taskset`; the load tool (bench/cmd/load, keep-alive connections) runs pinned to core %s.\n", *serverCPU, *loadCPU)
 	fmt.Fprintf(&b, "Each figure is the median of %d repeats; the spread is min – max over them. Ratios are to the in-process limit measured in the same repeat.\n\n", *repeats)
+	b.WriteString("To reproduce one server figure by hand: `GOMAXPROCS=1 taskset -c 0 teesign serve --tee sim-tdx --compose examples/docker-compose.yaml --state /tmp/s --listen 127.0.0.1:49153 --log-level error`, then the figure's command pinned with `taskset -c 1`.\n\n")
 	b.WriteString("| figure | median | unit | spread | ratio to limit (median, spread) | target | met | reproduce |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range all {
 		m := median(s.vals)
