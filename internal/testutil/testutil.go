@@ -3,13 +3,18 @@
 package testutil
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Tool returns the path of a command the tests need. A missing tool fails
@@ -97,4 +102,134 @@ func SampleFile(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// BuildTeesign builds the teesign binary into dir and returns its path.
+func BuildTeesign(dir string) (string, error) {
+	bin := filepath.Join(dir, "teesign")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/teesign")
+	cmd.Dir = RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build teesign: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// FreeAddr returns a loopback address whose port is free now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// SyncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Daemon is a long-running teesign command started by Start.
+type Daemon struct {
+	Cmd *exec.Cmd
+	// Log holds its standard output and standard error.
+	Log     *SyncBuffer
+	once    sync.Once
+	stopErr error
+}
+
+// Stop sends SIGINT and waits up to 15 s for a clean exit (then kills).
+// It may be called more than once.
+func (d *Daemon) Stop() error {
+	d.once.Do(func() {
+		d.Cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- d.Cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				d.stopErr = fmt.Errorf("%v exited with %v:\n%s", d.Cmd.Args, err, d.Log.String())
+			}
+		case <-time.After(15 * time.Second):
+			d.Cmd.Process.Kill()
+			d.stopErr = fmt.Errorf("%v did not stop on SIGINT within 15 s", d.Cmd.Args)
+		}
+	})
+	return d.stopErr
+}
+
+// Start runs a teesign command until the test ends and waits for it to
+// print "listening on". At the end of the test it is stopped with SIGINT
+// and must exit within 15 s; lines are echoed to echo when not nil.
+func Start(t testing.TB, bin string, echo func(line string), args ...string) *Daemon {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Cmd: cmd, Log: &SyncBuffer{}}
+	cmd.Stderr = d.Log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := sync.Once{}
+		for sc.Scan() {
+			d.Log.Write([]byte(sc.Text() + "\n"))
+			if echo != nil {
+				echo(sc.Text())
+			}
+			if strings.Contains(sc.Text(), "listening on") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%v did not start:\n%s", args, d.Log.String())
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return d
+}
+
+// MainWithTeesign is a TestMain body: it builds teesign into a temporary
+// folder, stores its path in *bin, runs the tests and exits.
+func MainWithTeesign(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "teesign-bin-")
+	if err != nil {
+		panic(err)
+	}
+	if *bin, err = BuildTeesign(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

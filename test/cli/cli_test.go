@@ -4,7 +4,6 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -15,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,31 +24,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "teesign-bin-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "teesign")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/teesign").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build teesign: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func TestMain(m *testing.M) { testutil.MainWithTeesign(m, &bin) }
 
 const composeYAML = `services:
   app:
@@ -60,46 +36,16 @@ const composeYAML = `services:
       - ./crypto/docker_attestation_ed25519.txt:/app/data/quote.txt
 `
 
-// serve starts `teesign serve` and waits until it listens. It returns a
-// stop function that sends SIGTERM and waits for a clean exit.
+// serve starts `teesign serve` on dir's compose file; the returned stop
+// function sends SIGINT and checks that the logs hold no secret.
 func serve(t *testing.T, dir, listen string) (stop func()) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx", "--listen", listen)
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("serve did not start:\n%s", stderr.String())
-	}
+	d := testutil.Start(t, bin, nil, "serve", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx", "--listen", listen)
 	return func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve exited with %v:\n%s", err, stderr.String())
-			}
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			t.Error("serve did not shut down on SIGINT")
+		if err := d.Stop(); err != nil {
+			t.Error(err)
 		}
-		if bytes.Contains(stderr.Bytes(), []byte("PRIVATE KEY")) || bytes.Contains(stderr.Bytes(), []byte("My Secret Message")) {
+		if strings.Contains(d.Log.String(), "PRIVATE KEY") || strings.Contains(d.Log.String(), "My Secret Message") {
 			t.Error("the logs contain key material or a payload")
 		}
 	}
@@ -238,4 +184,11 @@ func exitCode(err error) int {
 		return 0
 	}
 	return -1
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	p, _ := strconv.Atoi(port)
+	return p
 }

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -10,41 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/teesign/teesign/internal/simtee"
 	"github.com/teesign/teesign/internal/testutil"
 )
 
-// startCmd starts a long-running teesign command and waits for "listening".
-func startCmd(t *testing.T, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%v did not start:\n%s", args, stderr.String())
-	}
-}
+// startCmd starts a long-running teesign command until the test ends.
+func startCmd(t *testing.T, args ...string) { testutil.Start(t, bin, nil, args...) }
 
 // The reference document's Python client, unchanged but for its CONFIG,
 // signs through teesign's server and verifies the quote: the TDX path

@@ -7,7 +7,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -121,32 +120,9 @@ networks:
 `, id, listen, id)
 	os.WriteFile(composeFile, []byte(compose), 0o644)
 	state := filepath.Join(dir, "state")
-	serve := exec.Command(filepath.Join(dir, "teesign"), "serve", "--compose", composeFile, "--state", state, "--tee", "sim-tdx", "--listen", listen, "--allow", subnet)
-	stdout, _ := serve.StdoutPipe()
-	var serveErr bytes.Buffer
-	serve.Stderr = &serveErr
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		serve.Process.Signal(os.Interrupt)
-		serve.Wait()
-	})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			fmt.Printf("e2e: 2. teesign: %s\n", strings.TrimPrefix(sc.Text(), "teesign: "))
-			if strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("teesign serve did not start:\n%s", serveErr.String())
-	}
+	testutil.Start(t, filepath.Join(dir, "teesign"), func(line string) {
+		fmt.Printf("e2e: 2. teesign: %s\n", strings.TrimPrefix(line, "teesign: "))
+	}, "serve", "--compose", composeFile, "--state", state, "--tee", "sim-tdx", "--listen", listen, "--allow", subnet)
 
 	// 3. docker compose up: the container signs over the bridge.
 	dc := composeCmd(t)

@@ -4,36 +4,20 @@
 package hardening
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/teesign/teesign/internal/testutil"
 )
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "teesign-hardening-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "teesign")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/teesign").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithTeesign(m, &bin) }
 
 const composeYAML = `services:
   app:
@@ -54,39 +38,13 @@ func writeCompose(t *testing.T, dir string) string {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer collects a process's log safely.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 // daemon is a running `teesign serve`.
 type daemon struct {
 	addr string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 	dir  string
 }
 
@@ -96,41 +54,8 @@ func startServe(t *testing.T, extra ...string) *daemon {
 	compose := writeCompose(t, dir)
 	addr := freeAddr(t)
 	args := append([]string{"serve", "--compose", compose, "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx", "--listen", addr, "--log-level", "debug"}, extra...)
-	cmd := exec.Command(bin, args...)
-	stdout, _ := cmd.StdoutPipe()
-	d := &daemon{addr: addr, cmd: cmd, log: &syncBuffer{}, dir: dir}
-	cmd.Stderr = d.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			d.log.Write([]byte(sc.Text() + "\n"))
-			if strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("serve did not start:\n%s", d.log.String())
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			t.Error("serve did not stop on SIGINT within 15 s")
-		}
-	})
-	return d
+	d := testutil.Start(t, bin, nil, args...)
+	return &daemon{addr: addr, cmd: d.Cmd, log: d.Log, dir: dir}
 }
 
 // rssKiB reads the daemon's resident memory.
