@@ -17,11 +17,9 @@ import (
 	"strings"
 	"time"
 
-	sevabi "github.com/google/go-sev-guest/abi"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	sevverify "github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
-	tdxabi "github.com/google/go-tdx-guest/abi"
 	tdxverify "github.com/google/go-tdx-guest/verify"
 
 	"github.com/teesign/teesign/internal/keys"
@@ -317,7 +315,7 @@ func intelRoot() *x509.Certificate {
 // key, QE report by the PCK key, QE report data binding the attestation
 // key), the latter checked against the quote's own root.
 func checkTDX(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr, sigErr error, tcb tcbOutcome) {
-	q, err := tdxabi.QuoteToProto(raw)
+	q, err := quote.ParseTDX(raw)
 	if err != nil {
 		return err, err, tcb
 	}
@@ -381,7 +379,7 @@ func tdxTCB(ctx context.Context, q any, pool *x509.CertPool, f *fetcher, now *td
 }
 
 func checkSNP(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr, sigErr error, tcb tcbOutcome) {
-	report, err := sevabi.ReportToProto(raw)
+	report, err := quote.ParseSNP(raw)
 	if err != nil {
 		return err, err, tcb
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
 	"github.com/google/go-configfs-tsm/report"
 	sevclient "github.com/google/go-sev-guest/client"
-	tdxabi "github.com/google/go-tdx-guest/abi"
 
 	"github.com/teesign/teesign/internal/quote"
 )
@@ -98,7 +97,7 @@ func checkHardwareQuote(k quote.Kind, raw, certTable []byte, reportData [64]byte
 		return nil, fmt.Errorf("%s quote: the TEE returned %d bytes that are not a %s quote: %v", k, len(raw), k, err)
 	}
 	if k == quote.TDX {
-		if _, err := tdxabi.QuoteToProto(raw); err != nil {
+		if _, err := quote.ParseTDX(raw); err != nil {
 			return nil, fmt.Errorf("tdx quote: malformed quote from the TEE: %w", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	sevabi "github.com/google/go-sev-guest/abi"
+	sevpb "github.com/google/go-sev-guest/proto/sevsnp"
 	tdxabi "github.com/google/go-tdx-guest/abi"
 	tdxpb "github.com/google/go-tdx-guest/proto/tdx"
 )
@@ -136,11 +137,35 @@ func ReportData(raw []byte) ([]byte, error) {
 	if k == SEVSNP {
 		return append([]byte(nil), raw[0x50:0x90]...), nil
 	}
-	q, err := tdxabi.QuoteToProto(raw)
+	q, err := ParseTDX(raw)
 	if err != nil {
 		return nil, fmt.Errorf("TDX quote: %w", err)
 	}
 	return TDXBody(q).GetReportData(), nil
+}
+
+// ParseTDX decodes a raw TDX quote with go-tdx-guest's abi package. That
+// decoder slices by sizes read from the quote and can panic on a crafted one
+// (FuzzQuoteDecode found such an input, kept in testdata/fuzz): the panic is
+// turned into an error, since quotes come from untrusted parties.
+func ParseTDX(raw []byte) (q any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			q, err = nil, fmt.Errorf("malformed TDX quote: %v", r)
+		}
+	}()
+	return tdxabi.QuoteToProto(raw)
+}
+
+// ParseSNP decodes a raw SEV-SNP report with go-sev-guest's abi package,
+// turning a panic into an error as ParseTDX does.
+func ParseSNP(raw []byte) (r *sevpb.Report, err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			r, err = nil, fmt.Errorf("malformed SEV-SNP report: %v", rec)
+		}
+	}()
+	return sevabi.ReportToProto(raw)
 }
 
 // TDXBody returns the TD quote body of a parsed v4 or v5 quote.
@@ -163,7 +188,7 @@ func TDXBody(q any) *tdxpb.TDQuoteBody {
 }
 
 func parseTDX(raw []byte) (Fields, error) {
-	q, err := tdxabi.QuoteToProto(raw)
+	q, err := ParseTDX(raw)
 	if err != nil {
 		return nil, fmt.Errorf("TDX quote: %w", err)
 	}
@@ -206,7 +231,7 @@ func TDXDebug(tdAttributes []byte) bool { return len(tdAttributes) > 0 && tdAttr
 const SNPDebugBit = 1 << 19
 
 func parseSNP(raw []byte) (Fields, error) {
-	r, err := sevabi.ReportToProto(raw)
+	r, err := ParseSNP(raw)
 	if err != nil {
 		return nil, fmt.Errorf("SEV-SNP report: %w", err)
 	}
