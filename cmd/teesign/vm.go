@@ -123,7 +123,7 @@ func newServeCmd() *cobra.Command {
 			}
 			prefixes := signer.DefaultAllow()
 			if len(allow) > 0 {
-				prefixes = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+				prefixes = signer.HostAllow()
 				for _, a := range allow {
 					p, err := netip.ParsePrefix(a)
 					if err != nil {
@@ -155,7 +155,7 @@ func newServeCmd() *cobra.Command {
 	}
 	f.register(c)
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default: the docker0 address, else 127.0.0.1, port 49153)")
-	c.Flags().StringArrayVar(&allow, "allow", nil, "source network allowed to call the server, as CIDR (repeatable; loopback is always allowed; default: loopback and the Docker bridge networks)")
+	c.Flags().StringArrayVar(&allow, "allow", nil, "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks)")
 	return c
 }
 

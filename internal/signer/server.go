@@ -408,10 +408,28 @@ func DefaultListenAddr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultPort))
 }
 
-// DefaultAllow is loopback plus the networks of the Docker bridges
+// HostAllow is what is always allowed: loopback, and this machine's own
+// addresses (a request from the host to the docker0 address comes from one
+// of them, docker0's own or, when the bridge is down, the main interface's;
+// no remote party can complete a TCP handshake with such a source).
+func HostAllow() []netip.Prefix {
+	out := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				ip = ip.Unmap()
+				out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+			}
+		}
+	}
+	return out
+}
+
+// DefaultAllow is HostAllow plus the networks of the Docker bridges
 // (docker0 and the br-* bridges of compose networks).
 func DefaultAllow() []netip.Prefix {
-	out := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	out := HostAllow()
 	ifs, _ := net.Interfaces()
 	for _, ifc := range ifs {
 		if ifc.Name != "docker0" && !strings.HasPrefix(ifc.Name, "br-") {
