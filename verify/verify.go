@@ -170,7 +170,7 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	if o.PublicKeyPEM != nil {
 		k, err := keys.ParsePublicKeyPEM(o.PublicKeyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("--pubkey: %w", err)
+			return nil, fmt.Errorf("expected public key (Options.PublicKeyPEM): %w", err)
 		}
 		wantKey = k
 	}
@@ -334,7 +334,7 @@ func checkTDX(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr,
 	inter := x509.NewCertPool()
 	inter.AddCert(chain.IntermediateCertificate)
 	if _, err := chain.PCKCertificate.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: o.Now}); err != nil {
-		chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or a --trust-root): %w", err)
+		chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or Options.TrustedCerts: --trust-root): %w", err)
 	}
 	own := x509.NewCertPool()
 	own.AddCert(chain.RootCertificate)
@@ -416,7 +416,7 @@ func checkSNP(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr,
 		}
 	}
 	if vcek == nil {
-		err := errors.New("no VCEK certificate: pass the host's certificate table or the VCEK with --trust-root, or verify online to fetch it from AMD KDS")
+		err := errors.New("no VCEK certificate: pass the VCEK in Options.TrustedCerts (--trust-root), or verify online to fetch it from AMD KDS")
 		return err, err, tcb
 	}
 	att := &spb.Attestation{Report: report, CertificateChain: &spb.CertificateChain{VcekCert: vcek.Raw}}
@@ -430,7 +430,7 @@ func checkSNP(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr,
 		sigErr = err
 	}
 	if err := sevverify.SnpAttestationContext(ctx, att, &sevverify.Options{DisableCertFetching: true, Now: o.Now, TrustedRoots: roots}); err != nil && sigErr == nil {
-		chainErr = fmt.Errorf("the VCEK does not chain to a trusted AMD root (or a --trust-root): %w", err)
+		chainErr = fmt.Errorf("the VCEK does not chain to a trusted AMD root (or Options.TrustedCerts: --trust-root): %w", err)
 	}
 	if f != nil && chainErr == nil && sigErr == nil {
 		opts := &sevverify.Options{DisableCertFetching: true, CheckRevocations: true, Getter: sevGetter{f}, Now: o.Now, TrustedRoots: roots}

@@ -50,6 +50,7 @@ type Result struct {
 	P99, P999 time.Duration
 }
 
+// String formats the figures on one line.
 func (r Result) String() string {
 	return fmt.Sprintf("%.0f req/s (%d requests, %d errors) p50 %v p90 %v p99 %v p99.9 %v",
 		r.PerSecond, r.Requests, r.Errors, r.P50, r.P90, r.P99, r.P999)

@@ -30,7 +30,9 @@ const RequestTimeout = 2 * time.Minute
 type Handler struct {
 	// Trusted are extra trusted certificates (--trust-root).
 	Trusted []*x509.Certificate
-	Log     *slog.Logger
+	// Log receives one line per verification (outcome, TEE, key type);
+	// nil discards it.
+	Log *slog.Logger
 	// Offline skips collateral; Collateral says where to fetch it.
 	Offline    bool
 	Collateral *verify.CollateralSource
@@ -66,6 +68,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(append(b, '\n'))
 }
 
+// ServeHTTP routes /verify, /dcap-tools/quote-parse and /healthz.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/verify", "/dcap-tools/quote-parse":
@@ -124,6 +127,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
+	}
+	if h.Log != nil {
+		h.Log.Info("verified", "valid", res.Valid, "tee", res.TEE, "key_type", res.KeyType)
 	}
 	writeJSON(w, http.StatusOK, res)
 }
