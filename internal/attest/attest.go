@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
 	"github.com/google/go-configfs-tsm/configfs/linuxtsm"
+	sevclient "github.com/google/go-sev-guest/client"
 
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
@@ -53,6 +54,9 @@ type Options struct {
 	TSM configfsi.Client
 	// SEVGuestDevice is the legacy SEV-SNP device path; "" means /dev/sev-guest.
 	SEVGuestDevice string
+	// OpenSEVDevice opens the legacy SEV-SNP device; nil means
+	// go-sev-guest's client.OpenDevice (tests pass its fake device).
+	OpenSEVDevice func() (sevclient.Device, error)
 	// Warn receives the loud warning auto prints when it falls back to a
 	// simulated TEE. nil discards it.
 	Warn func(msg string)
@@ -67,13 +71,18 @@ func New(ctx context.Context, name string, o Options) (Provider, error) {
 	case TDX:
 		return newConfigfs(o, quote.TDX)
 	case SEVSNP:
-		if p, err := newConfigfs(o, quote.SEVSNP); err == nil {
+		p, err := newConfigfs(o, quote.SEVSNP)
+		if err == nil {
 			return p, nil
-		} else if dev := sevDevice(o); fileExists(dev) {
-			return &sevDeviceProvider{path: dev}, nil
-		} else {
-			return nil, err
 		}
+		dev := sevDevice(o)
+		if o.OpenSEVDevice != nil {
+			return &sevDeviceProvider{path: dev, open: o.OpenSEVDevice}, nil
+		}
+		if fileExists(dev) {
+			return &sevDeviceProvider{path: dev, open: func() (sevclient.Device, error) { return sevclient.OpenDevice() }}, nil
+		}
+		return nil, fmt.Errorf("%w; and %s does not exist", err, dev)
 	case SimTDX:
 		return simtee.NewTDX(o.StateDir, o.Workload)
 	case SimSEVSNP:
@@ -93,7 +102,7 @@ func detect(ctx context.Context, o Options) (Provider, error) {
 			return New(ctx, SEVSNP, o)
 		}
 	}
-	if fileExists(sevDevice(o)) {
+	if o.OpenSEVDevice != nil || fileExists(sevDevice(o)) {
 		return New(ctx, SEVSNP, o)
 	}
 	if o.Warn != nil {

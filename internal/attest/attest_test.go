@@ -6,9 +6,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
 	"github.com/google/go-configfs-tsm/configfs/faketsm"
+	sevclient "github.com/google/go-sev-guest/client"
+	sevtest "github.com/google/go-sev-guest/testing"
 
 	"github.com/teesign/teesign/internal/attest"
 	"github.com/teesign/teesign/internal/quote"
@@ -112,5 +115,82 @@ func TestAutoFallsBackToSimulatedLoudly(t *testing.T) {
 	}
 	if _, err := attest.New(context.Background(), "sgx", attest.Options{}); err == nil {
 		t.Fatal("unknown TEE accepted")
+	}
+}
+
+// The /dev/sev-guest path, on go-sev-guest's fake device.
+func TestSEVGuestDevice(t *testing.T) {
+	var rd [64]byte
+	copy(rd[:], "teesign report data")
+	raw := sevtest.CreateRawReport(&sevtest.TestReportOptions{ReportData: rd[:]})
+	dev, err := sevtest.TcDevice([]sevtest.TestCase{{Name: "teesign", Input: rd, Output: raw}}, &sevtest.DeviceOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() (sevclient.Device, error) { return dev, dev.Open("/dev/sev-guest") }
+	for _, name := range []string{attest.SEVSNP, attest.Auto} {
+		p, err := attest.New(context.Background(), name, attest.Options{TSM: deniedTSM{}, OpenSEVDevice: open})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Name() != attest.SEVSNP || p.Simulated() {
+			t.Fatalf("%s: got %s", name, p.Name())
+		}
+		ev, err := p.Quote(context.Background(), rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := quote.ReportData(ev.Raw); string(got) != string(rd[:]) || len(ev.CertTable) == 0 {
+			t.Fatalf("%s: report_data %x, cert table %d bytes", name, got, len(ev.CertTable))
+		}
+		// Other report_data than the device returns: refused.
+		if _, err := p.Quote(context.Background(), [64]byte{1}); err == nil {
+			t.Fatalf("%s: a report for other report_data was accepted", name)
+		}
+	}
+}
+
+// configfs-tsm with provider sev_guest: the report and its certificate
+// table (auxblob).
+func TestConfigfsSEVSNP(t *testing.T) {
+	sim, err := simtee.NewSNP(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := faketsm.Report611(0)
+	base := sub.ReadAttr
+	sub.ReadAttr = func(e *faketsm.ReportEntry, attr string) ([]byte, error) {
+		var rd [64]byte
+		copy(rd[:], e.InAttrs["inblob"].Value)
+		switch attr {
+		case "provider":
+			return []byte("sev_guest\n"), nil
+		case "outblob", "auxblob":
+			ev, err := sim.Quote(context.Background(), rd)
+			if err != nil {
+				return nil, err
+			}
+			if attr == "auxblob" {
+				return ev.CertTable, nil
+			}
+			return ev.Raw, nil
+		}
+		return base(e, attr)
+	}
+	tsm := &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}
+	for _, name := range []string{attest.SEVSNP, attest.Auto} {
+		p, err := attest.New(context.Background(), name, attest.Options{TSM: tsm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rd [64]byte
+		rd[5] = 5
+		ev, err := p.Quote(context.Background(), rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Name() != attest.SEVSNP || ev.Kind != quote.SEVSNP || len(ev.CertTable) == 0 {
+			t.Fatalf("%s: %s %s, cert table %d bytes", name, p.Name(), ev.Kind, len(ev.CertTable))
+		}
 	}
 }

@@ -117,7 +117,10 @@ func checkHardwareQuote(k quote.Kind, raw, certTable []byte, reportData [64]byte
 
 // sevDeviceProvider uses the legacy /dev/sev-guest ioctl interface through
 // go-sev-guest's client, keeping the certificate table the host supplies.
-type sevDeviceProvider struct{ path string }
+type sevDeviceProvider struct {
+	path string
+	open func() (sevclient.Device, error)
+}
 
 func (p *sevDeviceProvider) Name() string     { return SEVSNP }
 func (p *sevDeviceProvider) Kind() quote.Kind { return quote.SEVSNP }
@@ -127,7 +130,7 @@ func (p *sevDeviceProvider) Quote(ctx context.Context, reportData [64]byte) (*qu
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d, err := sevclient.OpenDevice()
+	d, err := p.open()
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("sev-snp: open %s: permission denied (run as root): %w", p.path, err)
