@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	sevabi "github.com/google/go-sev-guest/abi"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	sevverify "github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
@@ -104,6 +105,11 @@ type Options struct {
 	// sim-root.pem): self-signed ones become roots. For SEV-SNP they may
 	// also hold the ASK and the VCEK.
 	TrustedCerts []*x509.Certificate
+	// CertTable is a SEV-SNP certificate table (AMD's GUID table, as the
+	// host returns it with an extended report and teesign serves it in
+	// /attestation as cert_table). Only its VCEK is used, and only after
+	// it chains to a trusted root.
+	CertTable []byte
 	// Offline skips collateral: tcb_status is reported as unchecked.
 	Offline bool
 	// Collateral says where to fetch collateral and where to cache it
@@ -403,6 +409,21 @@ func checkSNP(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr,
 		r := trust.AMDRootCertsProduct(line)
 		r.ProductCerts = &trust.ProductCerts{Ark: ark, Ask: ask}
 		roots[line] = append([]*trust.AMDRootCerts{r}, roots[line]...)
+	}
+	if vcek == nil && len(o.CertTable) > 0 {
+		var table sevabi.CertTable
+		if err := table.Unmarshal(o.CertTable); err != nil {
+			err = fmt.Errorf("certificate table: %w", err)
+			return err, err, tcb
+		}
+		der, err := table.GetByGUIDString(sevabi.VcekGUID)
+		if err == nil {
+			vcek, err = x509.ParseCertificate(der)
+		}
+		if err != nil {
+			err = fmt.Errorf("certificate table: VCEK: %w", err)
+			return err, err, tcb
+		}
 	}
 	if vcek == nil && f != nil {
 		att, err := sevverify.GetAttestationFromReportContext(ctx, report, &sevverify.Options{Getter: sevGetter{f}, TrustedRoots: roots, Now: o.Now})

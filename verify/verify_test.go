@@ -220,3 +220,35 @@ func TestEthPersonalSign(t *testing.T) {
 		t.Fatal("eth format with ed25519 accepted")
 	}
 }
+
+// A SEV-SNP report verifies offline with the VCEK from the host's
+// certificate table; a table cannot make its own ARK trusted.
+func TestSNPCertTable(t *testing.T) {
+	dir := t.TempDir()
+	p, err := simtee.NewSNP(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Ed25519)
+	ev, err := p.Quote(context.Background(), k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := quote.Encode(ev.Kind, ev.Raw)
+	msg := []byte("snp")
+	roots, _ := os.ReadFile(filepath.Join(dir, simtee.SNPRootFile))
+	certs, _ := verify.ParseCerts(roots)
+	res, err := verify.Verify(context.Background(), q, msg, k.Sign(msg), verify.Options{KeyType: "ed25519", Offline: true, TrustedCerts: certs[:2], CertTable: ev.CertTable})
+	if err != nil || !res.Valid {
+		t.Fatalf("%v %+v", err, res)
+	}
+	// The table holds the simulated ARK and ASK too, but without them as
+	// trusted roots the chain fails.
+	res, _ = verify.Verify(context.Background(), q, msg, k.Sign(msg), verify.Options{KeyType: "ed25519", Offline: true, CertTable: ev.CertTable})
+	if res.Valid || status(res)["cert_chain"] != "fail" {
+		t.Fatalf("a certificate table made its own root trusted: %+v", res.Checks)
+	}
+	if _, err := verify.Verify(context.Background(), q, msg, nil, verify.Options{Offline: true, CertTable: []byte("junk")}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -37,7 +37,7 @@ func loadTrusted(files []string) ([]*x509.Certificate, error) {
 }
 
 func newVerifyCmd() *cobra.Command {
-	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format string
+	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format, certTable string
 	var roots []string
 	var coll collateralFlags
 	c := &cobra.Command{
@@ -70,6 +70,11 @@ func newVerifyCmd() *cobra.Command {
 			o := verify.Options{KeyType: keyType, Offline: coll.offline, Format: format, Collateral: coll.source()}
 			if pubkey != "" {
 				if o.PublicKeyPEM, err = os.ReadFile(pubkey); err != nil {
+					return usageErr(err)
+				}
+			}
+			if certTable != "" {
+				if o.CertTable, err = readCertTable(certTable); err != nil {
 					return usageErr(err)
 				}
 			}
@@ -106,8 +111,21 @@ func newVerifyCmd() *cobra.Command {
 	f.StringVar(&policyFile, "policy", "", "policy file (YAML or JSON)")
 	f.StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable; e.g. a simulated TEE's sim-root.pem)")
 	coll.register(c)
+	f.StringVar(&certTable, "cert-table", "", "SEV-SNP certificate table file (base64, as /attestation's cert_table, or raw): its VCEK is used")
 	f.StringVar(&format, "format", verify.FormatDER, "signature format: der (base64), eth_personal_sign or eth_raw (0x-hex r‖s‖v; for eth_raw the message is the digest in hex)")
 	return c
+}
+
+// readCertTable reads a certificate table file: base64 text or raw bytes.
+func readCertTable(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data))); err == nil {
+		return b, nil
+	}
+	return data, nil
 }
 
 // collateralFlags are the collateral options of verify and verifier serve.

@@ -47,6 +47,8 @@ type VerifyRequest struct {
 	KeyType         string           `json:"key_type,omitempty"`
 	PublicKey       string           `json:"public_key,omitempty"`
 	Policy          *validate.Policy `json:"policy,omitempty"`
+	// CertTable is a SEV-SNP certificate table, base64 (/attestation\'s cert_table).
+	CertTable string `json:"cert_table,omitempty"`
 }
 
 func decodeStrict(r io.Reader, v any) error {
@@ -122,6 +124,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, TrustedCerts: h.Trusted, Offline: h.Offline, Collateral: h.Collateral}
 	if req.PublicKey != "" {
 		o.PublicKeyPEM = []byte(req.PublicKey)
+	}
+	if req.CertTable != "" {
+		if o.CertTable, err = base64.StdEncoding.DecodeString(req.CertTable); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "cert_table is not standard base64"})
+			return
+		}
 	}
 	res, err := verify.Verify(r.Context(), []byte(req.Quote), msg, sig, o)
 	if err != nil {
