@@ -233,3 +233,16 @@ func MainWithTeesign(m *testing.M, bin *string) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// ComposeYAML is a compose file whose service mounts the public key and
+// the attestation of both algorithms from ./crypto, the reference
+// document's shape.
+const ComposeYAML = `services:
+  app:
+    image: app
+    volumes:
+      - ./crypto/docker_public_key_secp256k1.pem:/app/data/pubkey_secp256k1.pem
+      - ./crypto/docker_attestation_secp256k1.txt:/app/data/quote_secp256k1.txt
+      - ./crypto/docker_public_key_ed25519.pem:/app/data/pubkey.pem
+      - ./crypto/docker_attestation_ed25519.txt:/app/data/quote.txt
+`

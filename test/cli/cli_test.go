@@ -26,15 +26,7 @@ var bin string
 
 func TestMain(m *testing.M) { testutil.MainWithTeesign(m, &bin) }
 
-const composeYAML = `services:
-  app:
-    image: app
-    volumes:
-      - ./crypto/docker_public_key_secp256k1.pem:/app/data/pubkey_k1.pem
-      - ./crypto/docker_attestation_secp256k1.txt:/app/data/quote_k1.txt
-      - ./crypto/docker_public_key_ed25519.pem:/app/data/pubkey.pem
-      - ./crypto/docker_attestation_ed25519.txt:/app/data/quote.txt
-`
+const composeYAML = testutil.ComposeYAML
 
 // serve starts `teesign serve` on dir's compose file; the returned stop
 // function sends SIGINT and checks that the logs hold no secret.

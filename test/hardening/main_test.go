@@ -19,15 +19,7 @@ var bin string
 
 func TestMain(m *testing.M) { testutil.MainWithTeesign(m, &bin) }
 
-const composeYAML = `services:
-  app:
-    image: app
-    volumes:
-      - ./crypto/docker_public_key_secp256k1.pem:/k1.pem
-      - ./crypto/docker_attestation_secp256k1.txt:/q1.txt
-      - ./crypto/docker_public_key_ed25519.pem:/k2.pem
-      - ./crypto/docker_attestation_ed25519.txt:/q2.txt
-`
+const composeYAML = testutil.ComposeYAML
 
 func writeCompose(t *testing.T, dir string) string {
 	t.Helper()
