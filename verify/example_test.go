@@ -2,21 +2,28 @@ package verify_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 
-	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/verify"
 )
 
 // Verify a message signed with the published SecretVM sample key against
-// its real TDX quote, offline, with Intel's root.
+// its real TDX quote, offline, with Intel's pinned root.
 func Example() {
 	quoteText, _ := os.ReadFile("../testdata/secretvm-sample/quote.txt")
+	// In real use the signature comes from the VM's signing server; the
+	// sample's private key was published, so we can make one here.
 	privPEM, _ := os.ReadFile("../testdata/secretvm-sample/private_key.pem")
-	k, _ := keys.ParsePrivateKeyPEM(privPEM) // in real use, the signature comes from the VM
+	block, _ := pem.Decode(privPEM)
+	key, _ := x509.ParsePKCS8PrivateKey(block.Bytes)
 	msg := []byte("My Secret Message")
-	res, err := verify.Verify(context.Background(), quoteText, msg, k.Sign(msg), verify.Options{KeyType: "ed25519", Offline: true})
+	sig := ed25519.Sign(key.(ed25519.PrivateKey), msg)
+
+	res, err := verify.Verify(context.Background(), quoteText, msg, sig, verify.Options{KeyType: "ed25519", Offline: true})
 	if err != nil {
 		fmt.Println(err)
 		return
