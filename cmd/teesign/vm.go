@@ -142,11 +142,7 @@ func newServeCmd() *cobra.Command {
 			}
 			defer res.Close()
 			printFiles(cmd.OutOrStdout(), res)
-			ids := map[keys.Alg]*signer.Identity{}
-			for alg, id := range res.Identities {
-				ids[alg] = &signer.Identity{Key: id.Key, PublicPEM: id.PublicPEM, QuoteText: id.QuoteText, Evidence: id.Evidence}
-			}
-			h, err := signer.New(signer.Config{Identities: ids, TEE: res.Provider.Name(), Allow: prefixes, Logger: log})
+			h, err := signer.New(signer.Config{Identities: res.Identities, TEE: res.Provider.Name(), Allow: prefixes, Logger: log})
 			if err != nil {
 				return err
 			}

@@ -15,9 +15,9 @@ import (
 	"github.com/teesign/teesign/internal/atomicfile"
 	"github.com/teesign/teesign/internal/attest"
 	"github.com/teesign/teesign/internal/compose"
+	"github.com/teesign/teesign/internal/identity"
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/keystore"
-	"github.com/teesign/teesign/internal/quote"
 )
 
 // Options configure Run.
@@ -32,16 +32,6 @@ type Options struct {
 	Attest attest.Options
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
-}
-
-// Identity is one algorithm's key pair and the quote that binds it.
-type Identity struct {
-	Key      *keys.PrivateKey
-	Evidence *quote.Evidence
-	// PublicPEM and QuoteText are the bytes of the public key and
-	// attestation files.
-	PublicPEM []byte
-	QuoteText []byte
 }
 
 // File is a file provisioning wrote (or found already up to date).
@@ -60,7 +50,7 @@ type File struct {
 type Result struct {
 	Store      *keystore.Store
 	Provider   attest.Provider
-	Identities map[keys.Alg]*Identity
+	Identities map[keys.Alg]*identity.Identity
 	Files      []File
 	Project    *compose.Project
 }
@@ -122,7 +112,7 @@ func run(ctx context.Context, o Options, proj *compose.Project, store *keystore.
 	if prov.Simulated() {
 		log.Warn("simulated TEE: quotes are NOT hardware-backed", "tee", prov.Name())
 	}
-	res := &Result{Store: store, Provider: prov, Identities: map[keys.Alg]*Identity{}, Project: proj}
+	res := &Result{Store: store, Provider: prov, Identities: map[keys.Alg]*identity.Identity{}, Project: proj}
 	for _, alg := range keys.Algs() {
 		k, created, err := store.Key(alg)
 		if err != nil {
@@ -136,7 +126,7 @@ func run(ctx context.Context, o Options, proj *compose.Project, store *keystore.
 		if err != nil {
 			return nil, fmt.Errorf("attest %s public key: %w", alg, err)
 		}
-		res.Identities[alg] = &Identity{Key: k, Evidence: ev, PublicPEM: k.Public().MarshalPEM(), QuoteText: quote.Encode(ev.Kind, ev.Raw)}
+		res.Identities[alg] = identity.New(k, ev)
 		log.Info("attested public key", "key_type", alg, "tee", prov.Name(), "report_data", hex.EncodeToString(rd[:]))
 	}
 	for _, m := range proj.Mounts {

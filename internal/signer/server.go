@@ -24,8 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/teesign/teesign/internal/identity"
 	"github.com/teesign/teesign/internal/keys"
-	"github.com/teesign/teesign/internal/quote"
 )
 
 // DefaultPort is the signing server's port.
@@ -34,18 +34,10 @@ const DefaultPort = 49153
 // DefaultBodyLimit is the largest request body accepted (413 above).
 const DefaultBodyLimit = 1 << 20
 
-// Identity is what the server holds for one algorithm.
-type Identity struct {
-	Key       *keys.PrivateKey
-	PublicPEM []byte
-	QuoteText []byte
-	Evidence  *quote.Evidence
-}
-
 // Config configures a Server.
 type Config struct {
 	// Identities are the key pairs and quotes, by algorithm.
-	Identities map[keys.Alg]*Identity
+	Identities map[keys.Alg]*identity.Identity
 	// TEE is the attestation provider's name, reported by /attestation.
 	TEE string
 	// Allow lists the source networks that may call the server.
@@ -58,7 +50,7 @@ type Config struct {
 
 // Server is the signing server's HTTP handler.
 type Server struct {
-	ids       [2]*Identity // by algIndex
+	ids       [2]*identity.Identity // by algIndex
 	allow     []netip.Prefix
 	limit     int64
 	log       *slog.Logger

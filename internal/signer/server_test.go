@@ -15,13 +15,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/teesign/teesign/internal/identity"
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/signer"
 )
 
 func newServer(t *testing.T, allow ...string) (*httptest.Server, map[keys.Alg]*keys.PrivateKey) {
 	t.Helper()
-	ids := map[keys.Alg]*signer.Identity{}
+	ids := map[keys.Alg]*identity.Identity{}
 	ks := map[keys.Alg]*keys.PrivateKey{}
 	for _, alg := range keys.Algs() {
 		k, err := keys.Generate(alg)
@@ -29,7 +30,7 @@ func newServer(t *testing.T, allow ...string) (*httptest.Server, map[keys.Alg]*k
 			t.Fatal(err)
 		}
 		ks[alg] = k
-		ids[alg] = &signer.Identity{Key: k, PublicPEM: k.Public().MarshalPEM(), QuoteText: []byte("00\n")}
+		ids[alg] = &identity.Identity{Key: k, PublicPEM: k.Public().MarshalPEM(), QuoteText: []byte("00\n")}
 	}
 	var prefixes []netip.Prefix
 	for _, a := range allow {
