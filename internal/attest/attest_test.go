@@ -194,3 +194,19 @@ func TestConfigfsSEVSNP(t *testing.T) {
 		}
 	}
 }
+
+// Without TEE hardware (as on CI machines), asking for it explicitly is an
+// error that says what is missing; auto falls back to the simulation.
+func TestHardwareAbsentIsExplained(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/config/tsm/report"); err == nil {
+		t.Skip("this machine has configfs-tsm: the absent-hardware messages cannot be checked here")
+	}
+	_, err := attest.New(context.Background(), attest.TDX, attest.Options{})
+	if err == nil || !strings.Contains(err.Error(), "configfs-tsm is not available") || !strings.Contains(err.Error(), "6.7") {
+		t.Fatalf("tdx without hardware: %v", err)
+	}
+	_, err = attest.New(context.Background(), attest.SEVSNP, attest.Options{SEVGuestDevice: "/nonexistent/sev-guest"})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/sev-guest does not exist") {
+		t.Fatalf("sev-snp without hardware: %v", err)
+	}
+}
