@@ -20,7 +20,7 @@ import (
 	"github.com/teesign/teesign/internal/signer"
 )
 
-func newServer(t *testing.T, allow ...string) (*httptest.Server, map[keys.Alg]*keys.PrivateKey) {
+func newServer(t testing.TB, allow ...string) (*httptest.Server, map[keys.Alg]*keys.PrivateKey) {
 	t.Helper()
 	ids := map[keys.Alg]*identity.Identity{}
 	ks := map[keys.Alg]*keys.PrivateKey{}
