@@ -115,9 +115,6 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Registry returns the Prometheus registry behind /metrics.
-func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
-
 // ServeHTTP routes requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(r.RemoteAddr) {

@@ -50,7 +50,6 @@ var simTCB = kds.TCBParts{BlSpl: 3, TeeSpl: 0, SnpSpl: 8, UcodeSpl: 115}
 type SNP struct {
 	chain        *chainFile // ARK, ASK, VCEK; key: VCEK
 	measurements map[string]string
-	rootPath     string
 }
 
 // NewSNP loads (or makes, on first use: RSA-4096 ARK and ASK, P-384 VCEK)
@@ -68,7 +67,7 @@ func NewSNP(stateDir string, workload [][]byte) (*SNP, error) {
 	if err := exportRoots(root, c.certs...); err != nil {
 		return nil, fmt.Errorf("sim-sev-snp: export roots: %w", err)
 	}
-	return &SNP{chain: c, measurements: SNPMeasurements(workload), rootPath: root}, nil
+	return &SNP{chain: c, measurements: SNPMeasurements(workload)}, nil
 }
 
 func newSNPChain() (*chainFile, error) {
@@ -117,9 +116,6 @@ func (p *SNP) Kind() quote.Kind { return quote.SEVSNP }
 
 // Simulated implements attest.Provider.
 func (p *SNP) Simulated() bool { return true }
-
-// RootPath is where ARK and ASK were exported.
-func (p *SNP) RootPath() string { return p.rootPath }
 
 // Quote implements attest.Provider: a version-3 ATTESTATION_REPORT signed
 // by the simulated VCEK (ECDSA P-384 over SHA-384), with a certificate

@@ -59,7 +59,6 @@ var intelQEVendorID = mustHex("939a7233f79c4ca9940a0db3957f0607")
 type TDX struct {
 	chain        *chainFile // root, intermediate, PCK leaf; keys: PCK, attestation
 	measurements map[string]string
-	rootPath     string
 }
 
 // NewTDX loads (or makes, on first use) the simulated TDX chain in
@@ -77,7 +76,7 @@ func NewTDX(stateDir string, workload [][]byte) (*TDX, error) {
 	if err := exportRoots(root, c.certs[0]); err != nil {
 		return nil, fmt.Errorf("sim-tdx: export root: %w", err)
 	}
-	return &TDX{chain: c, measurements: TDXMeasurements(workload), rootPath: root}, nil
+	return &TDX{chain: c, measurements: TDXMeasurements(workload)}, nil
 }
 
 // Name implements attest.Provider.
@@ -88,9 +87,6 @@ func (p *TDX) Kind() quote.Kind { return quote.TDX }
 
 // Simulated implements attest.Provider.
 func (p *TDX) Simulated() bool { return true }
-
-// RootPath is where the simulated root was exported.
-func (p *TDX) RootPath() string { return p.rootPath }
 
 func intelName(cn string) pkix.Name {
 	return pkix.Name{CommonName: cn, Organization: []string{"Intel Corporation"}, OrganizationalUnit: []string{simOU},
