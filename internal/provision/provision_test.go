@@ -3,6 +3,7 @@ package provision_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +167,36 @@ services:
 		if err != nil || !k.Equal(res2.Identities[alg].Key.Public()) {
 			t.Fatalf("%s: quote binds another key: %v", alg, err)
 		}
+	}
+}
+
+// The legacy private key mount: written 0600, the state's key, with a warning.
+func TestLegacyPrivateKeyMount(t *testing.T) {
+	dir := t.TempDir()
+	f := write(t, dir, "docker-compose.yaml", `
+services:
+  legacy:
+    image: x
+    volumes: ["./crypto/docker_private_key_ed25519.pem:/key.pem"]
+`)
+	var logs strings.Builder
+	res, err := provision.Run(context.Background(), provision.Options{ComposeFiles: []string{f}, StateDir: filepath.Join(dir, "state"), TEE: "sim-tdx",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	p := filepath.Join(dir, "crypto", "docker_private_key_ed25519.pem")
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file: %v %v", st, err)
+	}
+	data, _ := os.ReadFile(p)
+	k, err := keys.ParsePrivateKeyPEM(data)
+	if err != nil || !k.Public().Equal(res.Identities[keys.Ed25519].Key.Public()) {
+		t.Fatalf("mounted private key is not the state's: %v", err)
+	}
+	if !strings.Contains(logs.String(), "PRIVATE key") {
+		t.Fatalf("no warning for a mounted private key:\n%s", logs.String())
 	}
 }
