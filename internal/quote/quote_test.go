@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	tdxdata "github.com/google/go-tdx-guest/testing/testdata"
+
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/testutil"
 )
@@ -71,4 +73,28 @@ func FuzzQuoteDecode(f *testing.F) {
 		quote.Parse(raw)
 		quote.ReportData(raw)
 	})
+}
+
+// go-tdx-guest's real v4 and v5 quotes decode, with the same field names.
+func TestLibrarySampleQuotes(t *testing.T) {
+	for name, raw := range map[string][]byte{"v4": tdxdata.RawQuote, "v5": tdxdata.RawQuoteV5} {
+		for _, text := range []string{hex.EncodeToString(raw), base64.StdEncoding.EncodeToString(raw)} {
+			got, kind, err := quote.Decode([]byte(text))
+			if err != nil || kind != quote.TDX || string(got) != string(raw) {
+				t.Fatalf("%s: %v %v", name, kind, err)
+			}
+		}
+		_, f, err := quote.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := map[string]int{"v4": 4, "v5": 5}[name]
+		if f["version"] != want || len(f["mr_td"].(string)) != 96 || len(f["rtmr3"].(string)) != 96 || len(f["report_data"].(string)) != 128 {
+			t.Fatalf("%s fields: %v", name, f)
+		}
+		rd, err := quote.ReportData(raw)
+		if err != nil || hex.EncodeToString(rd) != f["report_data"] {
+			t.Fatalf("%s: ReportData %x, fields %v (%v)", name, rd, f["report_data"], err)
+		}
+	}
 }
