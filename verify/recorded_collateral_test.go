@@ -19,6 +19,12 @@ import (
 // issuer-chain headers) replayed by a local server standing in for a PCCS,
 // for go-tdx-guest's real v4 quote, at a time the collateral was current.
 func TestRecordedPCSResponses(t *testing.T) {
+	for _, tamper := range []bool{false, true} {
+		recordedPCS(t, tamper)
+	}
+}
+
+func recordedPCS(t *testing.T, tamper bool) {
 	var requests []string
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests = append(requests, r.URL.RequestURI())
@@ -34,7 +40,11 @@ func TestRecordedPCSResponses(t *testing.T) {
 		for k, v := range resp.Header {
 			w.Header()[k] = v
 		}
-		w.Write(resp.Body)
+		body := resp.Body
+		if tamper && strings.Contains(u, "/tcb?") {
+			body = []byte(strings.Replace(string(body), `"tcbEvaluationDataNumber":15`, `"tcbEvaluationDataNumber":16`, 1))
+		}
+		w.Write(body)
 	}))
 	defer ts.Close()
 	when := time.Date(2023, 7, 1, 0, 0, 0, 0, time.UTC) // inside the samples' nextUpdate
@@ -54,7 +64,11 @@ func TestRecordedPCSResponses(t *testing.T) {
 	// here) but does not cover this quote's TCB (NOTES: the library's
 	// samples do not match each other), so the verdict is a named failure
 	// that comes after the collateral's signatures were checked.
-	if st["tcb_status"] != "fail" || !strings.Contains(res.Checks[2].Reason, "no matching TCB level") {
-		t.Fatalf("tcb_status: %+v", res.Checks[2])
+	want := "no matching TCB level"
+	if tamper { // an edited TCB info no longer carries Intel's signature
+		want = "tcbInfo response verification failed"
+	}
+	if st["tcb_status"] != "fail" || !strings.Contains(res.Checks[2].Reason, want) {
+		t.Fatalf("tamper=%v: tcb_status: %+v", tamper, res.Checks[2])
 	}
 }
