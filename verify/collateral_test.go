@@ -31,20 +31,31 @@ func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.h.ServeHTTP(w, r)
 }
 
-func simTDXQuote(t *testing.T) (dir string, q, msg, sig []byte) {
+// simTDX makes a new key of alg and a sim-tdx quote binding it (the TD's
+// RTMR3 from workload) in a new state directory.
+func simTDX(t *testing.T, alg keys.Alg, workload [][]byte) (dir string, q []byte, k *keys.PrivateKey) {
 	t.Helper()
 	dir = t.TempDir()
-	p, err := simtee.NewTDX(dir, nil)
+	p, err := simtee.NewTDX(dir, workload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, _ := keys.Generate(keys.Ed25519)
+	k, err = keys.Generate(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ev, err := p.Quote(context.Background(), k.Public().ReportData())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, quote.Encode(ev.Kind, ev.Raw), k
+}
+
+func simTDXQuote(t *testing.T) (dir string, q, msg, sig []byte) {
+	t.Helper()
+	dir, q, k := simTDX(t, keys.Ed25519, nil)
 	msg = []byte("collateral")
-	return dir, quote.Encode(ev.Kind, ev.Raw), msg, k.Sign(msg)
+	return dir, q, msg, k.Sign(msg)
 }
 
 func trusted(t *testing.T, path string) []*x509.Certificate {

@@ -126,18 +126,8 @@ func TestTamperSuite(t *testing.T) {
 }
 
 func TestSimulatedQuotes(t *testing.T) {
-	dir := t.TempDir()
 	workload := [][]byte{[]byte("services:\n  app:\n    image: x\n")}
-	tdx, err := simtee.NewTDX(dir, workload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := keys.Generate(keys.Secp256k1)
-	ev, err := tdx.Quote(context.Background(), k.Public().ReportData())
-	if err != nil {
-		t.Fatal(err)
-	}
-	qText := quote.Encode(ev.Kind, ev.Raw)
+	dir, qText, k := simTDX(t, keys.Secp256k1, workload)
 	msg := []byte("hello")
 	sig := k.Sign(msg)
 	// Without the simulated root: cert_chain fails.
@@ -170,7 +160,7 @@ func TestSimulatedQuotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err = snp.Quote(context.Background(), k.Public().ReportData())
+	ev, err := snp.Quote(context.Background(), k.Public().ReportData())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,16 +183,8 @@ func TestSimulatedQuotes(t *testing.T) {
 }
 
 func TestEthPersonalSign(t *testing.T) {
-	dir := t.TempDir()
-	tdx, err := simtee.NewTDX(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootPEM, _ := os.ReadFile(filepath.Join(dir, simtee.TDXRootFile))
-	roots, _ := verify.ParseCerts(rootPEM)
-	k, _ := keys.Generate(keys.Secp256k1)
-	ev, _ := tdx.Quote(context.Background(), k.Public().ReportData())
-	q := quote.Encode(ev.Kind, ev.Raw)
+	dir, q, k := simTDX(t, keys.Secp256k1, nil)
+	roots := trusted(t, filepath.Join(dir, simtee.TDXRootFile))
 	msg := []byte("hello ethereum")
 	sig, _ := k.SignEth(keys.EthPersonalHash(msg))
 	addr, _ := k.Public().EthAddress()
