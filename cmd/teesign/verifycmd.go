@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/teesign/teesign/internal/httpguard"
 	"github.com/teesign/teesign/internal/verifiersvc"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
@@ -189,7 +192,11 @@ func newVerifierCmd() *cobra.Command {
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
 			h := &verifiersvc.Handler{Trusted: trusted, Log: log, Offline: coll.offline, Collateral: coll.source()}
-			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, verifiersvc.Server(h), verifiersvc.RequestTimeout, log, "verifier")
+			srv := verifiersvc.Server(h)
+			serve := func(ctx context.Context, ln net.Listener) error {
+				return httpguard.Serve(ctx, srv, ln, verifiersvc.RequestTimeout)
+			}
+			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, serve, log, "verifier")
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")

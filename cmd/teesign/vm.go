@@ -7,17 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/teesign/teesign/internal/attest"
-	"github.com/teesign/teesign/internal/httpguard"
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/provision"
 	"github.com/teesign/teesign/internal/signer"
@@ -146,7 +143,8 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, signer.HTTPServer(h, log), signer.RequestTimeout, log, "signing server")
+			srv := signer.Transport(h, log)
+			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, srv.Serve, log, "signing server")
 		},
 	}
 	f.register(c)
@@ -167,16 +165,16 @@ func tuneGC() {
 	}
 }
 
-// serveHTTP listens on addr and serves until ctx ends, then shuts down
-// gracefully.
-func serveHTTP(ctx context.Context, out io.Writer, addr string, srv *http.Server, limit time.Duration, log *slog.Logger, what string) error {
+// serveHTTP listens on addr and serves with serve until ctx ends, which
+// then shuts down gracefully.
+func serveHTTP(ctx context.Context, out io.Writer, addr string, serve func(context.Context, net.Listener) error, log *slog.Logger, what string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: listen on %s: %w", what, addr, err)
 	}
 	fmt.Fprintf(out, "teesign: %s listening on http://%s\n", what, ln.Addr())
 	log.Info(what+" listening", "addr", ln.Addr().String())
-	if err := httpguard.Serve(ctx, srv, ln, limit); err != nil {
+	if err := serve(ctx, ln); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	log.Info(what + " stopped")

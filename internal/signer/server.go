@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/teesign/teesign/internal/http1"
 	"github.com/teesign/teesign/internal/identity"
 	"github.com/teesign/teesign/internal/keys"
 )
@@ -375,16 +376,19 @@ const (
 	IdleTimeout    = 60 * time.Second
 )
 
-// HTTPServer wraps h in an http.Server with the signing server's header
-// limit, header and idle timeouts. Serve it with httpguard.Serve and
-// RequestTimeout, which bound each request.
-func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
+// MaxHeaderBytes bounds a request's line and header fields (431 above).
+const MaxHeaderBytes = 16 << 10
+
+// Transport is the signing server's HTTP/1.1 transport for h, with its
+// header limit and its header, request and idle timeouts.
+func Transport(h http.Handler, log *slog.Logger) *http1.Server {
+	return &http1.Server{
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
+		RequestTimeout:    RequestTimeout,
 		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		MaxHeaderBytes:    MaxHeaderBytes,
+		Logger:            log,
 	}
 }
 

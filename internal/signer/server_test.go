@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -20,7 +19,13 @@ import (
 	"github.com/teesign/teesign/internal/signer"
 )
 
-func newServer(t testing.TB, allow ...string) (*httptest.Server, map[keys.Alg]*keys.PrivateKey) {
+// testServer is a signing server on its real transport, on loopback.
+type testServer struct {
+	URL     string
+	Handler http.Handler
+}
+
+func newServer(t testing.TB, allow ...string) (*testServer, map[keys.Alg]*keys.PrivateKey) {
 	t.Helper()
 	ids := map[keys.Alg]*identity.Identity{}
 	ks := map[keys.Alg]*keys.PrivateKey{}
@@ -40,11 +45,20 @@ func newServer(t testing.TB, allow ...string) (*httptest.Server, map[keys.Alg]*k
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(h)
-	ts.Config = signer.HTTPServer(h, slogDiscard())
-	ts.Start()
-	t.Cleanup(ts.Close)
-	return ts, ks
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- signer.Transport(h, slogDiscard()).Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return &testServer{URL: "http://" + ln.Addr().String(), Handler: h}, ks
 }
 
 func do(t *testing.T, method, url, body string) (int, http.Header, map[string]any) {
