@@ -397,6 +397,9 @@ func (b *body) finish() bool {
 		// body anyway: either way the connection's framing is unknown.
 		return false
 	}
+	if !b.chunked && b.remaining > maxDiscard {
+		return false // not worth waiting for: answer now and close
+	}
 	n, err := io.CopyN(io.Discard, b, maxDiscard+1)
 	return (errors.Is(err, io.EOF) || (err == nil && b.eof)) && n <= maxDiscard
 }

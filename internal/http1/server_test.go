@@ -256,6 +256,11 @@ func TestBodiesAndExpect(t *testing.T) {
 			t.Errorf("unread body of %d bytes: %d responses, closed %v (want %v)", c.size, len(resps), closed, c.close)
 		}
 	}
+	// A large unread body is not waited for: the answer comes at once.
+	resps, _, closed := raw(t, sv.addr, "POST /ignore HTTP/1.1\r\nHost: h\r\nContent-Length: 100000000\r\n\r\nabc", 2*time.Second)
+	if len(resps) != 1 || resps[0].StatusCode != 200 || !closed {
+		t.Errorf("unread 100 MB body: %d responses, closed %v; want one answer and a close", len(resps), closed)
+	}
 	// Expect: 100-continue with real curl: the 100 comes when the
 	// handler reads, and a handler that refuses the body never asks.
 	if _, err := exec.LookPath("curl"); err != nil {
