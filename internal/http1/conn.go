@@ -137,8 +137,12 @@ func (c *conn) lingerClose() {
 	}
 	tc.CloseWrite()
 	c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	io.CopyN(io.Discard, c.nc, 256<<10)
+	io.CopyN(io.Discard, c.nc, maxLinger)
 }
+
+// maxLinger bounds what lingerClose reads: enough for a client still
+// sending a body a few times the signing server's 1 MiB limit.
+const maxLinger = 4 << 20
 
 // serveOne reads one request, runs the handler and writes the response.
 // It reports whether the connection may carry another request.

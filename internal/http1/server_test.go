@@ -291,6 +291,58 @@ func TestBodiesAndExpect(t *testing.T) {
 	}
 }
 
+// smallBuffers makes accepted connections' receive buffers small, so that
+// what the kernel holds for a server that stopped reading is small too.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetReadBuffer(16 << 10)
+	}
+	return c, err
+}
+
+func TestRefusedBodyStillSending(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		(&Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+		})}).Serve(ctx, smallBuffers{ln})
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	// A client still sending a refused body can finish sending it after
+	// the refusal: the server keeps reading for a moment before it
+	// closes, so that the client's writes, and the refusal it has not
+	// read yet, are not cut off by a reset.
+	rc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	io.WriteString(rc, fmt.Sprintf("POST /reject HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", 2<<20))
+	rbr := bufio.NewReader(rc)
+	rc.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	rc.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(rbr, nil)
+	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+		t.Fatalf("refusal before the body: %v", err)
+	}
+	chunk := bytes.Repeat([]byte("b"), 64<<10)
+	for sent := 0; sent < 2<<20; sent += len(chunk) {
+		if _, err := rc.Write(chunk); err != nil {
+			t.Fatalf("the server cut the connection after %d of 2 MiB of body: %v", sent, err)
+		}
+	}
+}
+
 func tail(b []byte) string {
 	if len(b) > 3000 {
 		b = b[len(b)-3000:]
