@@ -156,8 +156,10 @@ func (c *conn) serveOne() (keep bool, err error) {
 	w.reset(req.Method == http.MethodHead)
 	c.st.srv.Handler.ServeHTTP(w, req)
 	keep = !c.closeReq && !c.st.closing.Load()
-	if v := w.hdr["Connection"]; len(v) > 0 && hasToken(v, "close") {
-		keep = false
+	for _, v := range w.hdr["Connection"] { // set by the handler: rare
+		if hasToken([]byte(v), "close") {
+			keep = false
+		}
 	}
 	if keep && !c.body.finish() {
 		keep = false
@@ -245,8 +247,8 @@ func (c *conn) readRequest() (*http.Request, error) {
 			}
 			chunked = true
 		case "Connection":
-			connClose = connClose || hasTokenBytes(value, "close")
-			connKeep = connKeep || hasTokenBytes(value, "keep-alive")
+			connClose = connClose || hasToken(value, "close")
+			connKeep = connKeep || hasToken(value, "keep-alive")
 		case "Expect":
 			if !asciiEqualFold(value, "100-continue") {
 				return nil, &statusError{http.StatusExpectationFailed, "unsupported Expect header field"}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 )
 
 var newChunkedReader = httputil.NewChunkedReader
@@ -179,24 +178,13 @@ func asciiEqualFold(b []byte, s string) bool {
 	return true
 }
 
-// hasTokenBytes reports whether the comma-separated list v holds tok.
-func hasTokenBytes(v []byte, tok string) bool {
+// hasToken reports whether the comma-separated list v holds tok.
+func hasToken(v []byte, tok string) bool {
 	for len(v) > 0 {
 		var item []byte
 		item, v, _ = bytes.Cut(v, []byte(","))
 		if asciiEqualFold(bytes.Trim(item, " \t"), tok) {
 			return true
-		}
-	}
-	return false
-}
-
-func hasToken(vs []string, tok string) bool {
-	for _, v := range vs {
-		for _, item := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(item), tok) {
-				return true
-			}
 		}
 	}
 	return false

@@ -549,3 +549,20 @@ func TestNetHTTPClientInterop(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerAsksToClose(t *testing.T) {
+	sv := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bye" {
+			w.Header().Set("Connection", "keep-alive, close")
+		}
+		w.Write([]byte("ok"))
+	}), nil)
+	resps, _, closed := raw(t, sv.addr, "GET /stay HTTP/1.1\r\nHost: h\r\n\r\n", 300*time.Millisecond)
+	if len(resps) != 1 || resps[0].Close || closed {
+		t.Errorf("plain response: %d responses, close header %v, closed %v", len(resps), len(resps) == 1 && resps[0].Close, closed)
+	}
+	resps, _, closed = raw(t, sv.addr, "GET /bye HTTP/1.1\r\nHost: h\r\n\r\nGET /stay HTTP/1.1\r\nHost: h\r\n\r\n", time.Second)
+	if len(resps) != 1 || !resps[0].Close || !closed {
+		t.Errorf("handler's Connection: close: %d responses (want 1), closed %v", len(resps), closed)
+	}
+}

@@ -257,11 +257,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	if cap(out) > cap(body) {
 		*bp = out[:0]
 	}
-	h := w.Header()
-	h["Content-Type"] = jsonCT
-	if len(out) > 2000 { // net/http sets Content-Length itself for small bodies
-		h["Content-Length"] = []string{strconv.Itoa(len(out))}
-	}
+	w.Header()["Content-Type"] = jsonCT // the transport adds Content-Length
 	w.Write(out)
 	if s.debugLogs {
 		s.logSign(req)
