@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -75,10 +75,44 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		c.MaxRequests = 1 << 40
 	}
 	req := buildRequest(c)
-	ctx, cancel := context.WithTimeout(ctx, c.Warmup+c.Duration)
-	defer cancel()
 	start := time.Now()
 	measureFrom := start.Add(c.Warmup)
+	var (
+		lat  []time.Duration
+		errs int64
+	)
+	if c.Rate > 0 && preciseOpenLoop {
+		lat, errs, err = openLoop(ctx, c, req, start, measureFrom)
+	} else {
+		lat, errs, err = goroutineLoop(ctx, c, req, measureFrom)
+	}
+	if len(lat) == 0 {
+		if err == nil {
+			err = errors.New("no request completed")
+		}
+		return Result{}, fmt.Errorf("loadgen: %w", err)
+	}
+	if err != nil && ctx.Err() == nil {
+		return Result{}, fmt.Errorf("loadgen: %w", err)
+	}
+	slices.Sort(lat)
+	elapsed := c.Duration
+	if t := time.Since(measureFrom); t < elapsed { // stopped early: by MaxRequests or ctx
+		elapsed = t
+	}
+	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	return Result{
+		Requests: int64(len(lat)), Errors: errs, Duration: elapsed,
+		PerSecond: float64(len(lat)) / elapsed.Seconds(),
+		P50:       q(0.50), P90: q(0.90), P99: q(0.99), P999: q(0.999),
+	}, nil
+}
+
+// goroutineLoop runs one goroutine per connection: a closed loop, or an
+// open loop fed by a Go timer where the event loop is not available.
+func goroutineLoop(ctx context.Context, c Config, req []byte, measureFrom time.Time) ([]time.Duration, int64, error) {
+	ctx, cancel := context.WithDeadline(ctx, measureFrom.Add(c.Duration))
+	defer cancel()
 	var issued, errs atomic.Int64
 	lat := make([][]time.Duration, c.Conns)
 	var tickets chan time.Time
@@ -140,20 +174,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	if len(all) == 0 {
-		if firstErr == nil {
-			firstErr = errors.New("no request completed")
-		}
-		return Result{}, fmt.Errorf("loadgen: %w", firstErr)
-	}
-	sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
-	elapsed := time.Since(measureFrom)
-	q := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
-	return Result{
-		Requests: int64(len(all)), Errors: errs.Load(), Duration: elapsed,
-		PerSecond: float64(len(all)) / elapsed.Seconds(),
-		P50:       q(0.50), P90: q(0.90), P99: q(0.99), P999: q(0.999),
-	}, nil
+	return all, errs.Load(), firstErr
 }
 
 func schedule(ctx context.Context, rate float64, out chan<- time.Time) {
@@ -195,42 +216,60 @@ func buildRequest(c Config) []byte {
 // readResponse reads one response with a Content-Length body and returns
 // its status code.
 func readResponse(br *bufio.Reader) (int, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return 0, err
-	}
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-		return 0, fmt.Errorf("bad status line %q", line)
-	}
-	status, err := strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return 0, err
-	}
-	length := -1
 	for {
-		h, err := br.ReadSlice('\n')
+		b, _ := br.Peek(br.Buffered())
+		status, size, err := parseResponse(b)
 		if err != nil {
 			return 0, err
 		}
-		if len(h) <= 2 {
-			break
+		if size > 0 {
+			_, err := br.Discard(size)
+			return status, err
 		}
-		if len(h) > 16 && bytes.EqualFold(h[:15], []byte("Content-Length:")) {
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			if err == io.EOF && len(b) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+	}
+}
+
+// parseResponse parses the response at the start of b. It returns the
+// status code and the response's size in bytes, or size 0 when b does not
+// hold all of it yet. Only Content-Length framing is understood.
+func parseResponse(b []byte) (status, size int, err error) {
+	head := bytes.Index(b, []byte("\r\n\r\n"))
+	if head < 0 {
+		if len(b) > 64<<10 {
+			return 0, 0, errors.New("response header over 64 KiB")
+		}
+		return 0, 0, nil
+	}
+	line, rest, _ := bytes.Cut(b[:head], []byte("\r\n"))
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, 0, fmt.Errorf("bad status line %q", line)
+	}
+	status, err = strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, 0, fmt.Errorf("bad status line %q", line)
+	}
+	length := -1
+	for len(rest) > 0 {
+		var h []byte
+		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		if len(h) > 15 && bytes.EqualFold(h[:15], []byte("Content-Length:")) {
 			length, err = strconv.Atoi(string(bytes.TrimSpace(h[15:])))
-			if err != nil {
-				return 0, err
+			if err != nil || length < 0 {
+				return 0, 0, fmt.Errorf("bad Content-Length %q", h)
 			}
 		}
 	}
 	if length < 0 {
-		return 0, errors.New("response without Content-Length")
+		return 0, 0, errors.New("response without Content-Length")
 	}
-	_, err = br.Discard(length)
-	if err == nil && length > 0 {
-		return status, nil
+	if size = head + 4 + length; size > len(b) {
+		return 0, 0, nil
 	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return status, err
+	return status, size, nil
 }

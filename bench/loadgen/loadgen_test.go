@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -50,5 +51,53 @@ func TestOpenLoopRateAndLoopbackOnly(t *testing.T) {
 	}
 	if _, err := loadgen.Run(context.Background(), loadgen.Config{Addr: "192.0.2.1:80", Path: "/"}); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("a non-loopback target was accepted: %v", err)
+	}
+}
+
+// TestOpenLoopChargesQueueing stalls the server once: the requests
+// scheduled during the stall must be charged for it (latency from the
+// scheduled start), not only the one request that hit it.
+func TestOpenLoopChargesQueueing(t *testing.T) {
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 50 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: strings.TrimPrefix(ts.URL, "http://"), Path: "/", Conns: 1, Rate: 200, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 60 of 200 requests were scheduled during the stall.
+	if res.Errors != 0 || res.Requests < 150 || res.P90 < 50*time.Millisecond || res.P50 > 50*time.Millisecond {
+		t.Fatalf("one 300 ms stall at 200 requests/s: %v", res)
+	}
+}
+
+// TestOpenLoopCountsUnanswered: requests still unanswered when the run and
+// its drain end are errors, and the run still ends.
+func TestOpenLoopCountsUnanswered(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the goroutine open loop, used off Linux, stops at the end of the run without a drain")
+	}
+	release := make(chan struct{})
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 10 {
+			<-release
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	defer close(release)
+	began := time.Now()
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: strings.TrimPrefix(ts.URL, "http://"), Path: "/", Conns: 2, Rate: 100, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 10 || res.Errors < 15 || time.Since(began) > 3*time.Second {
+		t.Fatalf("a server that stops answering after 10 requests: %v after %v", res, time.Since(began))
 	}
 }
