@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -109,8 +110,9 @@ func newServeCmd() *cobra.Command {
 	var f vmFlags
 	var listen string
 	var allow []string
+	var busyPoll time.Duration
 	c := &cobra.Command{
-		Use:   "serve --compose FILE [--compose FILE]... [--listen ADDR] [--allow CIDR]...",
+		Use:   "serve --compose FILE [--compose FILE]... [--listen ADDR] [--allow CIDR]... [--busy-poll DURATION]",
 		Short: "Provision, then run the signing server on the Docker bridge",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -129,6 +131,9 @@ func newServeCmd() *cobra.Command {
 					prefixes = append(prefixes, p.Masked())
 				}
 			}
+			if busyPoll < 0 || busyPoll > 10*time.Millisecond {
+				return usageErr(fmt.Errorf("--busy-poll %v: want 0 (off) up to 10ms, such as 300us", busyPoll))
+			}
 			if listen == "" {
 				listen = signer.DefaultListenAddr()
 			}
@@ -144,12 +149,14 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			srv := signer.Transport(h, log)
+			srv.BusyPoll = busyPoll
 			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, srv.Serve, log, "signing server")
 		},
 	}
 	f.register(c)
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default: the docker0 address, else 127.0.0.1, port 49153)")
 	c.Flags().StringArrayVar(&allow, "allow", nil, "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks)")
+	c.Flags().DurationVar(&busyPoll, "busy-poll", 0, "after each response keep polling for the next request this long instead of sleeping (Linux; such as 300us): lower latency for a core's time while requests keep coming; 0 is off")
 	return c
 }
 

@@ -167,6 +167,9 @@ func (c *conn) serveOne() (keep bool, err error) {
 	if err := c.writeResponse(keep); err != nil {
 		return false, err
 	}
+	if c.st.poller != nil {
+		c.st.poller.poke()
+	}
 	return keep, nil
 }
 

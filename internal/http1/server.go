@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -71,6 +72,16 @@ type Server struct {
 	// Logger receives transport errors at debug level and handler panics
 	// at error level; nil discards them.
 	Logger *slog.Logger
+	// BusyPoll, when positive, keeps one goroutine polling the sockets
+	// for this long after each response instead of letting the process
+	// sleep until the next request (Linux only; elsewhere Serve logs a
+	// warning and goes on without). On a core of its own it saves each
+	// request that arrives at an idle server a wake-up: lower latency and
+	// more requests per second under an open load, for that core's time
+	// while requests keep coming. Zero, the default, never polls.
+	BusyPoll time.Duration
+
+	pollerStarted func(*busyPoller) // for tests
 }
 
 // state is one Serve call's shared state.
@@ -83,6 +94,7 @@ type state struct {
 	mu                             sync.Mutex
 	conns                          map[*conn]struct{}
 	wg                             sync.WaitGroup
+	poller                         *busyPoller // nil unless BusyPoll
 }
 
 // Serve accepts connections on ln and serves them until ctx ends; then it
@@ -106,6 +118,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	rctx, stopReaper := context.WithCancel(context.Background())
 	defer stopReaper()
 	go st.reap(rctx, tick)
+	if s.BusyPoll > 0 {
+		st.startPoller(rctx, ln, s.BusyPoll)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- st.accept(ln) }()
@@ -165,8 +180,40 @@ func (st *state) accept(ln net.Listener) error {
 		st.conns[c] = struct{}{}
 		st.wg.Add(1)
 		st.mu.Unlock()
+		if st.poller != nil {
+			if sc, ok := nc.(syscall.Conn); ok {
+				if err := st.poller.watch(sc); err != nil {
+					st.log.Debug("connection left out of busy polling", "remote", c.remote, "err", err.Error())
+				}
+			}
+		}
 		go c.serve()
 	}
+}
+
+// startPoller starts busy polling, or logs why it cannot.
+func (st *state) startPoller(ctx context.Context, ln net.Listener, window time.Duration) {
+	bp, err := newBusyPoller(window)
+	if err == nil {
+		sc, ok := ln.(syscall.Conn)
+		if !ok {
+			err = fmt.Errorf("busy poll: a %T has no socket to poll", ln)
+		} else {
+			err = bp.watch(sc)
+		}
+		if err != nil {
+			bp.close()
+		}
+	}
+	if err != nil {
+		st.log.Warn("serving without busy polling", "err", err.Error())
+		return
+	}
+	st.poller = bp
+	if st.srv.pollerStarted != nil {
+		st.srv.pollerStarted(bp)
+	}
+	go bp.run(ctx)
 }
 
 // reap closes connections past a timeout, once per tick.

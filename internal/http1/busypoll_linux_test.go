@@ -1,0 +1,130 @@
+package http1
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBusyPoll runs the server with busy polling on one P, as the signing
+// server is benchmarked: requests of every shape are answered, timeouts
+// still fire while the poller is busy, and the poller parks once requests
+// stop.
+func TestBusyPoll(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const window = 2 * time.Millisecond
+	var bp *busyPoller
+	sv := start(t, http.HandlerFunc(echo), func(s *Server) {
+		s.BusyPoll = window
+		s.Tick = 20 * time.Millisecond
+		s.ReadHeaderTimeout = 200 * time.Millisecond
+		s.pollerStarted = func(p *busyPoller) { bp = p }
+	})
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", sv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	ask := func(c net.Conn, br *bufio.Reader, body string) error {
+		if _, err := fmt.Fprintf(c, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.HasSuffix(string(b), "body="+body) {
+			return fmt.Errorf("%d %q", resp.StatusCode, b)
+		}
+		return nil
+	}
+
+	// Keep-alive, pipelined and new connections.
+	c, br := dial()
+	for i := range 100 {
+		if err := ask(c, br, fmt.Sprint("keep-alive ", i)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	io.WriteString(c, strings.Repeat("GET /a HTTP/1.1\r\nHost: h\r\n\r\n", 20))
+	for i := range 20 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("pipelined %d: %v", i, err)
+		}
+		io.ReadAll(resp.Body)
+	}
+	for i := range 10 {
+		c2, br2 := dial()
+		if err := ask(c2, br2, "new connection"); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	if bp == nil || bp.rounds.Load() == 0 {
+		t.Fatal("the server answered without busy polling")
+	}
+
+	// Timers and the reaper run while the poller is kept busy: a client
+	// asks in a loop while another connection sends half a header.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var loopErr error
+	go func() {
+		defer wg.Done()
+		c, br := dial()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := ask(c, br, "loop"); err != nil {
+				loopErr = err
+				return
+			}
+		}
+	}()
+	before := bp.rounds.Load()
+	half, _ := dial()
+	io.WriteString(half, "GET / HTTP/1.1\r\nHo")
+	d, ok := closedWithin(half, 3*time.Second)
+	close(stop)
+	wg.Wait()
+	if loopErr != nil {
+		t.Fatalf("looping client: %v", loopErr)
+	}
+	if !ok || d < 150*time.Millisecond || d > 600*time.Millisecond {
+		t.Errorf("partial header under load: closed %v after %v, want 200 ms + a tick", ok, d)
+	}
+	if bp.rounds.Load() == before {
+		t.Error("the poller did not poll while requests kept coming")
+	}
+
+	// Once requests stop, the poller parks within its window.
+	time.Sleep(20 * window)
+	parked := bp.rounds.Load()
+	time.Sleep(100 * time.Millisecond)
+	if n := bp.rounds.Load(); n != parked {
+		t.Errorf("the poller polled %d times with no requests coming", n-parked)
+	}
+	// And wakes for the next one.
+	if err := ask(c, br, "after a pause"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	if bp.rounds.Load() == parked {
+		t.Error("the poller did not wake for a request after a pause")
+	}
+}
