@@ -39,6 +39,33 @@ func TestCountsNon200AsErrors(t *testing.T) {
 	}
 }
 
+// TestClosedLoopBounds: the closed loop stops at MaxRequests exactly, and
+// at the end of its duration when MaxRequests is not reached.
+func TestClosedLoopBounds(t *testing.T) {
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: "/", Conns: 4, Duration: time.Minute, MaxRequests: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 300 || res.Errors != 0 || n.Load() != 300 {
+		t.Fatalf("closed loop bounded by 300 requests: %v, server saw %d", res, n.Load())
+	}
+	began := time.Now()
+	res, err = loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: "/", Conns: 4, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.Errors != 0 || time.Since(began) > 10*time.Second {
+		t.Fatalf("closed loop bounded by 300 ms: %v after %v", res, time.Since(began))
+	}
+}
+
 func TestOpenLoopRateAndLoopbackOnly(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer ts.Close()
