@@ -35,15 +35,17 @@ const eventLoopSupported = true
 // latency counts from the request's scheduled start, so a request that
 // waits for a free connection is charged for the wait; requests scheduled
 // in the run are waited for up to drain after it ends, and those still
-// unanswered then count as errors.
-func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom time.Time) (lat []time.Duration, errs int64, err error) {
+// unanswered then count as errors. The loop also tallies responses per
+// 100 ms window and, in the open loop, the time it was behind schedule
+// (requests due, every connection busy).
+func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom time.Time) (lat []time.Duration, errs int64, tl tally, err error) {
 	addr, err := net.ResolveTCPAddr("tcp", c.Addr)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, tl, err
 	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, 0, fmt.Errorf("epoll_create1: %w", err)
+		return nil, 0, tl, fmt.Errorf("epoll_create1: %w", err)
 	}
 	defer unix.Close(ep)
 	conns := make([]*rawConn, c.Conns)
@@ -51,12 +53,12 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 	for i := range conns {
 		fd, err := dialRaw(addr)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, tl, err
 		}
 		defer unix.Close(fd)
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(i)}
 		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return nil, 0, fmt.Errorf("epoll_ctl: %w", err)
+			return nil, 0, tl, fmt.Errorf("epoll_ctl: %w", err)
 		}
 		conns[i] = &rawConn{fd: fd, buf: make([]byte, 0, 4096)}
 		idle = append(idle, i)
@@ -79,12 +81,13 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 		evs      = make([]unix.EpollEvent, len(conns))
 		rbuf     = make([]byte, 64<<10)
 	)
+	tl.windows = make([]int64, c.Duration/slowWindow)
 	lat = make([]time.Duration, 0, int(max(c.Rate, 20000)*c.Duration.Seconds())+16)
 	for polls := 0; ; polls++ {
 		now := time.Now()
 		if closed {
 			if !now.Before(end) {
-				return lat, errs, nil
+				return lat, errs, tl, nil
 			}
 			for _, i := range idle { // every idle connection sends now
 				if !conns[i].dead && issued < c.MaxRequests {
@@ -108,6 +111,9 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 			qhead++
 			inflight++
 		}
+		if !closed {
+			tl.update(now, qhead < len(queue) && !now.Before(measureFrom) && now.Before(end))
+		}
 		if qhead == len(queue) && len(queue) > 1024 {
 			queue, qhead = queue[:0], 0
 		}
@@ -121,16 +127,16 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 		}
 		scheduling := (closed || next.Before(end)) && issued < c.MaxRequests
 		if !scheduling && qhead == len(queue) && inflight == 0 {
-			return lat, errs, nil
+			return lat, errs, tl, nil
 		}
 		if live == 0 {
-			return lat, errs, errors.New("every connection failed")
+			return lat, errs, tl, errors.New("every connection failed")
 		}
 		if !scheduling && now.After(end.Add(drain)) {
-			return lat, errs + int64(inflight+len(queue)-qhead), nil
+			return lat, errs + int64(inflight+len(queue)-qhead), tl, nil
 		}
 		if polls%1024 == 0 && ctx.Err() != nil {
-			return lat, errs, ctx.Err()
+			return lat, errs, tl, ctx.Err()
 		}
 
 		n, err := unix.EpollWait(ep, evs, 0)
@@ -138,7 +144,7 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 			if err == unix.EINTR {
 				continue
 			}
-			return lat, errs, fmt.Errorf("epoll_wait: %w", err)
+			return lat, errs, tl, fmt.Errorf("epoll_wait: %w", err)
 		}
 		for _, ev := range evs[:n] {
 			i := int(ev.Fd)
@@ -156,6 +162,7 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 				continue
 			}
 			t := time.Now()
+			tl.answered(t, measureFrom)
 			rc.busy = false
 			inflight--
 			idle = append(idle, i)

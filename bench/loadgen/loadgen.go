@@ -50,12 +50,27 @@ type Result struct {
 	PerSecond float64
 	P50, P90  time.Duration
 	P99, P999 time.Duration
+	// Behind is how long, in the measured part of an open loop, requests
+	// were due that no connection was free to send: the server then had
+	// a request outstanding on every connection and was falling behind.
+	Behind time.Duration
+	// SlowWindows is the fraction of a closed loop's 100 ms windows in
+	// which responses came in at under 80 % of the rate of the median
+	// window: how unsteady the server's speed was during the run.
+	SlowWindows float64
 }
 
 // String formats the figures on one line.
 func (r Result) String() string {
-	return fmt.Sprintf("%.0f req/s (%d requests, %d errors) p50 %v p90 %v p99 %v p99.9 %v",
+	s := fmt.Sprintf("%.0f req/s (%d requests, %d errors) p50 %v p90 %v p99 %v p99.9 %v",
 		r.PerSecond, r.Requests, r.Errors, r.P50, r.P90, r.P99, r.P999)
+	if r.Behind > 0 {
+		s += fmt.Sprintf("; behind schedule for %v", r.Behind.Round(time.Millisecond))
+	}
+	if r.SlowWindows > 0 {
+		s += fmt.Sprintf("; %.1f %% of 100 ms windows under 80 %% of the median", 100*r.SlowWindows)
+	}
+	return s
 }
 
 // Run performs the load described by c.
@@ -82,9 +97,10 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	var (
 		lat  []time.Duration
 		errs int64
+		tl   tally
 	)
 	if eventLoopSupported {
-		lat, errs, err = eventLoop(ctx, c, req, start, measureFrom)
+		lat, errs, tl, err = eventLoop(ctx, c, req, start, measureFrom)
 	} else {
 		lat, errs, err = goroutineLoop(ctx, c, req, measureFrom)
 	}
@@ -103,11 +119,62 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		elapsed = t
 	}
 	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
-	return Result{
+	res := Result{
 		Requests: int64(len(lat)), Errors: errs, Duration: elapsed,
 		PerSecond: float64(len(lat)) / elapsed.Seconds(),
 		P50:       q(0.50), P90: q(0.90), P99: q(0.99), P999: q(0.999),
-	}, nil
+		Behind: tl.behind,
+	}
+	if full := int(elapsed / slowWindow); c.Rate <= 0 && full <= len(tl.windows) {
+		res.SlowWindows = slowFraction(tl.windows[:full])
+	}
+	return res, nil
+}
+
+// slowWindow is the window of Result.SlowWindows.
+const slowWindow = 100 * time.Millisecond
+
+// tally is what the event loop notes besides latencies.
+type tally struct {
+	behind  time.Duration // time behind schedule, open loop
+	since   time.Time     // start of the current stretch behind; zero when not behind
+	windows []int64       // responses per slowWindow of the measured part
+}
+
+// answered counts a response that came in at t.
+func (tl *tally) answered(t, measureFrom time.Time) {
+	if i := int(t.Sub(measureFrom) / slowWindow); t.After(measureFrom) && i < len(tl.windows) {
+		tl.windows[i]++
+	}
+}
+
+// slowFraction is the fraction of windows with under 80 % of the median
+// window's count.
+func slowFraction(windows []int64) float64 {
+	if len(windows) == 0 {
+		return 0
+	}
+	sorted := slices.Clone(windows)
+	slices.Sort(sorted)
+	med := sorted[len(sorted)/2]
+	slow := 0
+	for _, n := range windows {
+		if float64(n) < 0.8*float64(med) {
+			slow++
+		}
+	}
+	return float64(slow) / float64(len(windows))
+}
+
+// update notes at now whether requests are waiting for a connection.
+func (tl *tally) update(now time.Time, waiting bool) {
+	switch {
+	case waiting && tl.since.IsZero():
+		tl.since = now
+	case !waiting && !tl.since.IsZero():
+		tl.behind += now.Sub(tl.since)
+		tl.since = time.Time{}
+	}
 }
 
 // goroutineLoop runs one goroutine per connection, closed loop or open

@@ -128,3 +128,67 @@ func TestOpenLoopCountsUnanswered(t *testing.T) {
 		t.Fatalf("a server that stops answering after 10 requests: %v after %v", res, time.Since(began))
 	}
 }
+
+// TestOpenLoopBehind: a server that answers one request every 10 ms on
+// its one connection, sent 300 requests a second, is behind schedule for
+// most of the run; one that keeps up is not, and a closed loop never is.
+func TestOpenLoopBehind(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only the Linux event loop notes when it is behind")
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(10 * time.Millisecond)
+		w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: "/", Conns: 1, Rate: 300, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Behind < 700*time.Millisecond {
+		t.Fatalf("a server answering every 10 ms at 300 requests/s: %v", res)
+	}
+	res, err = loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: "/", Conns: 8, Rate: 20, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Behind > 300*time.Millisecond {
+		t.Fatalf("8 connections to a server answering in 10 ms, at 20 requests/s: %v", res)
+	}
+	closed, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: "/", Conns: 1, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if closed.Behind != 0 {
+		t.Fatalf("a closed loop has no schedule to be behind: %v", closed)
+	}
+}
+
+// TestClosedLoopSlowWindows: a server four times slower for 300 ms of a
+// one-second closed loop shows about three slow 100 ms windows in ten.
+func TestClosedLoopSlowWindows(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only the Linux event loop tallies windows")
+	}
+	var first atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now().UnixNano()
+		first.CompareAndSwap(0, now)
+		d := 2 * time.Millisecond
+		if since := time.Duration(now - first.Load()); since >= 400*time.Millisecond && since < 700*time.Millisecond {
+			d = 8 * time.Millisecond
+		}
+		time.Sleep(d)
+		w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: strings.TrimPrefix(ts.URL, "http://"), Path: "/", Conns: 1, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%v", res)
+	if res.SlowWindows < 0.15 || res.SlowWindows > 0.5 {
+		t.Fatalf("a server 4 times slower for 300 ms of 1 s: %.2f of the windows slow, want about 0.3", res.SlowWindows)
+	}
+}
