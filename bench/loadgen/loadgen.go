@@ -56,7 +56,8 @@ type Result struct {
 	Behind time.Duration
 	// SlowWindows is the fraction of a closed loop's 100 ms windows in
 	// which responses came in at under 80 % of the rate of the median
-	// window: how unsteady the server's speed was during the run.
+	// window: how unsteady the server's speed was during the run. Both
+	// figures come from the Linux event loop and are zero elsewhere.
 	SlowWindows float64
 }
 
