@@ -126,8 +126,8 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		P50:       q(0.50), P90: q(0.90), P99: q(0.99), P999: q(0.999),
 		Behind: tl.behind,
 	}
-	if full := int(elapsed / slowWindow); c.Rate <= 0 && full <= len(tl.windows) {
-		res.SlowWindows = slowFraction(tl.windows[:full])
+	if c.Rate <= 0 { // the full windows of the measured part
+		res.SlowWindows = SlowFraction(tl.windows[:min(int(elapsed/slowWindow), len(tl.windows))])
 	}
 	return res, nil
 }
@@ -149,9 +149,21 @@ func (tl *tally) answered(t, measureFrom time.Time) {
 	}
 }
 
-// slowFraction is the fraction of windows with under 80 % of the median
-// window's count.
-func slowFraction(windows []int64) float64 {
+// update notes at now whether requests are waiting for a connection.
+func (tl *tally) update(now time.Time, waiting bool) {
+	switch {
+	case waiting && tl.since.IsZero():
+		tl.since = now
+	case !waiting && !tl.since.IsZero():
+		tl.behind += now.Sub(tl.since)
+		tl.since = time.Time{}
+	}
+}
+
+// SlowFraction is the fraction of counts (events per window of time) under
+// 80 % of the median count: how much of a run went at under 80 % of its
+// usual speed. It is 0 for no counts.
+func SlowFraction(windows []int64) float64 {
 	if len(windows) == 0 {
 		return 0
 	}
@@ -165,17 +177,6 @@ func slowFraction(windows []int64) float64 {
 		}
 	}
 	return float64(slow) / float64(len(windows))
-}
-
-// update notes at now whether requests are waiting for a connection.
-func (tl *tally) update(now time.Time, waiting bool) {
-	switch {
-	case waiting && tl.since.IsZero():
-		tl.since = now
-	case !waiting && !tl.since.IsZero():
-		tl.behind += now.Sub(tl.since)
-		tl.since = time.Time{}
-	}
 }
 
 // goroutineLoop runs one goroutine per connection, closed loop or open

@@ -192,3 +192,20 @@ func TestClosedLoopSlowWindows(t *testing.T) {
 		t.Fatalf("a server 4 times slower for 300 ms of 1 s: %.2f of the windows slow, want about 0.3", res.SlowWindows)
 	}
 }
+
+func TestSlowFraction(t *testing.T) {
+	for _, c := range []struct {
+		counts []int64
+		want   float64
+	}{
+		{nil, 0},
+		{[]int64{10, 10, 10, 10, 7}, 0.2},   // 7 < 8
+		{[]int64{10, 8, 10, 10, 10}, 0},     // 8 is not under 80 % of 10
+		{[]int64{0, 0, 10, 10, 10}, 0.4},    // stalled windows count
+		{[]int64{10, 1, 1, 1, 10, 10}, 0.5}, // median of six: the upper middle, 10
+	} {
+		if got := loadgen.SlowFraction(c.counts); got != c.want {
+			t.Errorf("SlowFraction(%v) = %v, want %v", c.counts, got, c.want)
+		}
+	}
+}

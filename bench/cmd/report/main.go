@@ -107,9 +107,9 @@ func inProcess(mode string) float64 {
 func slowWindows(k *keys.PrivateKey, d time.Duration) float64 {
 	msg := []byte("benchmark payload 0123456789")
 	const window = 5 * time.Millisecond
-	var counts []int
+	var counts []int64
 	start := time.Now()
-	end, n := start.Add(window), 0
+	end, n := start.Add(window), int64(0)
 	for time.Since(start) < d {
 		k.Sign(msg)
 		n++
@@ -118,25 +118,7 @@ func slowWindows(k *keys.PrivateKey, d time.Duration) float64 {
 			n, end = 0, end.Add(window)
 		}
 	}
-	if len(counts) == 0 {
-		return 0
-	}
-	med := median(intsToFloats(counts))
-	slow := 0
-	for _, c := range counts {
-		if float64(c) < 0.8*med {
-			slow++
-		}
-	}
-	return 100 * float64(slow) / float64(len(counts))
-}
-
-func intsToFloats(v []int) []float64 {
-	f := make([]float64, len(v))
-	for i, x := range v {
-		f[i] = float64(x)
-	}
-	return f
+	return 100 * loadgen.SlowFraction(counts)
 }
 
 // freeAddr returns a loopback address with a port free now (fixed ports in
