@@ -128,3 +128,67 @@ func TestBusyPoll(t *testing.T) {
 		t.Error("the poller did not wake for a request after a pause")
 	}
 }
+
+// TestBusyPollAdapts checks that the polling window follows the gaps
+// between requests: it opens while requests come closer together than
+// the limit, and closes to nothing once they come further apart, so that
+// sparse traffic costs no polling.
+func TestBusyPollAdapts(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const limit = 40 * time.Millisecond
+	var bp *busyPoller
+	sv := start(t, http.HandlerFunc(echo), func(s *Server) {
+		s.BusyPoll = limit
+		s.pollerStarted = func(p *busyPoller) { bp = p }
+	})
+	c, err := net.Dial("tcp", sv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	ask := func() {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("response: %v", err)
+		}
+		io.ReadAll(resp.Body)
+	}
+	for range 20 {
+		ask()
+		time.Sleep(2 * time.Millisecond)
+	}
+	if w := time.Duration(bp.window.Load()); w < limit/4 {
+		t.Fatalf("requests 2 ms apart: window %v, want at least %v", w, limit/4)
+	}
+	for range 6 {
+		ask()
+		time.Sleep(3 * limit)
+	}
+	ask()
+	if w := time.Duration(bp.window.Load()); w != 0 {
+		t.Errorf("requests %v apart: window %v, want 0", 3*limit, w)
+	}
+}
+
+func TestAdaptWindow(t *testing.T) {
+	const limit = 200 * time.Microsecond
+	for _, c := range []struct{ window, gap, want time.Duration }{
+		{0, 10 * time.Microsecond, 50 * time.Microsecond},      // opens at limit/4
+		{50 * time.Microsecond, limit, 100 * time.Microsecond}, // doubles
+		{100 * time.Microsecond, 0, limit},
+		{limit, 10 * time.Microsecond, limit},      // capped
+		{limit, limit + 1, 100 * time.Microsecond}, // halves
+		{100 * time.Microsecond, time.Second, 50 * time.Microsecond},
+		{50 * time.Microsecond, time.Second, 0}, // under limit/4: off
+		{0, time.Second, 0},
+	} {
+		if got := adaptWindow(c.window, c.gap, limit); got != c.want {
+			t.Errorf("adaptWindow(%v, gap %v) = %v, want %v", c.window, c.gap, got, c.want)
+		}
+	}
+}

@@ -21,4 +21,5 @@ func newBusyPoller(time.Duration) (*busyPoller, error) {
 func (*busyPoller) watch(syscall.Conn) error { return nil }
 func (*busyPoller) close()                   {}
 func (*busyPoller) poke()                    {}
+func (*busyPoller) arrived()                 {}
 func (*busyPoller) run(context.Context)      {}

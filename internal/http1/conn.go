@@ -152,6 +152,9 @@ func (c *conn) serveOne() (keep bool, err error) {
 		return false, err
 	}
 	c.headerDone.Store(true)
+	if c.st.poller != nil {
+		c.st.poller.arrived()
+	}
 	w := &c.w
 	w.reset(req.Method == http.MethodHead)
 	c.st.srv.Handler.ServeHTTP(w, req)
