@@ -207,6 +207,32 @@ func start(addr string, cmd *exec.Cmd, ready string) (*server, error) {
 	return &server{cmd: cmd, addr: addr}, nil
 }
 
+// cpu returns the CPU time the server's threads have used: the sum of
+// the first field of each /proc/PID/task/TID/schedstat, in nanoseconds.
+func (s *server) cpu() (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", s.cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("server CPU time: no /proc/%d/task/*/schedstat (%v)", s.cmd.Process.Pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that has just exited
+		}
+		f := strings.Fields(string(data))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("server CPU time: %s: %w", t, err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}
+
 // stop interrupts the server and waits for it to exit; it may be called
 // again.
 func (s *server) stop() {
@@ -274,8 +300,24 @@ func load(addr, path string, body []byte, conns int, rate float64) (loadgen.Resu
 	return res, nil
 }
 
-// busyPoll is the --busy-poll window the busy-polling rows use.
-const busyPoll = "300us"
+// cpuAt runs an open loop of /sign alg at rate and returns the cores the
+// server used meanwhile.
+func cpuAt(srv *server, alg string, rate float64) (float64, error) {
+	c0, err := srv.cpu()
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	res, err := load(srv.addr, "/sign", signBody(alg, 0), 16, rate)
+	if err != nil || res.Errors > 0 {
+		return 0, fmt.Errorf("/sign %s at %.0f/s: %v %v", alg, rate, res, err)
+	}
+	c1, err := srv.cpu()
+	if err != nil {
+		return 0, err
+	}
+	return (c1 - c0).Seconds() / time.Since(t0).Seconds(), nil
+}
 
 // openLoop measures the p99 latency of /sign at frac of the closed-loop
 // peak into p99. This machine's capacity drifts by tens of percent within
@@ -403,11 +445,20 @@ func run() error {
 		p99[alg] = mk("teesign /sign "+alg+" p99 at 80% of peak (open loop)", "ms", "go run ./bench/cmd/load -key-type "+alg+" -conns 16 -rate <0.8×peak just measured>", "< 5 ms", nil)
 		drift[alg] = mk("machine drift: /sign "+alg+" peak just after ÷ just before each open-loop run", "×", "(same runs; 1.00 = stable)", "", nil)
 	}
-	bpP99 := map[string]*series{}
-	bpDrift := map[string]*series{}
+	// The same server that never polls: what busy polling buys and costs.
+	sleepP99 := map[string]*series{}
+	sleepDrift := map[string]*series{}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
-		bpP99[alg] = mk("teesign serve --busy-poll "+busyPoll+": /sign "+alg+" p99 at 80% of its peak (open loop)", "ms", "teesign serve ... --busy-poll "+busyPoll+"; go run ./bench/cmd/load -key-type "+alg+" -conns 16 -rate <0.8×peak just measured>", "< 5 ms", func(v float64) bool { return v < 5 })
-		bpDrift[alg] = mk("machine drift: --busy-poll /sign "+alg+" peak just after ÷ just before", "×", "(same runs; 1.00 = stable)", "", nil)
+		sleepP99[alg] = mk("teesign serve --busy-poll 0 (never polls): /sign "+alg+" p99 at 80% of its peak (open loop)", "ms", "teesign serve ... --busy-poll 0; go run ./bench/cmd/load -key-type "+alg+" -conns 16 -rate <0.8×peak just measured>", "", nil)
+		sleepDrift[alg] = mk("machine drift: --busy-poll 0 /sign "+alg+" peak just after ÷ just before", "×", "(same runs; 1.00 = stable)", "", nil)
+	}
+	cpuFracs := []float64{0.25, 0.5}
+	cpuPoll, cpuSleep, cpuRatio := map[float64]*series{}, map[float64]*series{}, map[float64]*series{}
+	for _, f := range cpuFracs {
+		pct := fmt.Sprintf("%.0f %%", 100*f)
+		cpuPoll[f] = mk("teesign serve (default) CPU at "+pct+" of its ed25519 peak", "cores", "go run ./bench/cmd/load -key-type ed25519 -conns 16 -rate <"+pct+" of the default server's peak>; /proc/PID/task/*/schedstat", "", nil)
+		cpuSleep[f] = mk("teesign serve --busy-poll 0 CPU at the same rate", "cores", "(the same rate, the server that never polls)", "", nil)
+		cpuRatio[f] = mk("server CPU at "+pct+" of peak: default ÷ --busy-poll 0", "×", "(the two rows above, each repeat)", "", nil)
 	}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
 		py[alg] = mk("baseline: Python cryptography + http.server /sign "+alg, "req/s", "taskset -c 0 python3 bench/baseline/server.py --port 49200; taskset -c 1 go run ./bench/cmd/load -addr 127.0.0.1:49200 -key-type "+alg, "", nil)
@@ -508,20 +559,35 @@ func run() error {
 				}
 			}
 		}
+		polled := map[float64]float64{}
+		for _, f := range cpuFracs {
+			if polled[f], err = cpuAt(srv, "ed25519", f*peak["ed25519"]); err != nil {
+				return err
+			}
+			cpuPoll[f].add(polled[f], 0)
+		}
 		_, hwm := srv.rss()
 		rssLoad.add(hwm, 0)
 		srv.stop()
 		base.stop()
-		// The same server with busy polling.
+		// The same server, never polling.
 		addr = freeAddr()
-		srv, err = launch(addr, pinned(*bin, "serve", "--tee", "sim-tdx", "--compose", compose, "--state", state, "--listen", addr, "--log-level", "error", "--busy-poll", busyPoll), "listening on")
+		srv, err = launch(addr, pinned(*bin, "serve", "--tee", "sim-tdx", "--compose", compose, "--state", state, "--listen", addr, "--log-level", "error", "--busy-poll", "0"), "listening on")
 		if err != nil {
 			return err
 		}
 		for _, alg := range []string{"secp256k1", "ed25519"} {
-			if err := openLoop(addr, alg, 0.8, bpP99[alg], bpDrift[alg], unsteady); err != nil {
+			if err := openLoop(addr, alg, 0.8, sleepP99[alg], sleepDrift[alg], unsteady); err != nil {
 				return err
 			}
+		}
+		for _, f := range cpuFracs {
+			slept, err := cpuAt(srv, "ed25519", f*peak["ed25519"])
+			if err != nil {
+				return err
+			}
+			cpuSleep[f].add(slept, 0)
+			cpuRatio[f].add(polled[f]/slept, 0)
 		}
 		srv.stop()
 		// Verification.
@@ -609,10 +675,12 @@ baseline is measured with the same tool, just after teesign. "Peak" is the close
 throughput with 16 connections, measured just before each open-loop run; the open loop then sends
 at a fixed fraction of it, on schedule, each latency counting from the scheduled start (a wait for
 a free connection included; a request unanswered at the end is an error). In an open loop a request
-often finds the default server asleep in epoll_wait, and being woken costs it a context switch and,
-on a VM, the vCPU's halt and wake-up: half as much server CPU again per request as in the closed
-loop (perf stat, ed25519 at 53 % of peak). With --busy-poll the server polls for the next request
-for a while after each response instead of sleeping. At 80 % of peak, whatever the server, each
+often finds a server asleep in epoll_wait, and being woken costs it a context switch and, on a VM,
+the vCPU's halt and wake-up: half as much server CPU again per request as in the closed loop (perf
+stat, ed25519 at 53 % of peak); the --busy-poll 0 rows are that server. By default teesign serve
+polls for the next request after each response instead, for a window that opens (up to 50 µs) only
+while requests come closer together than that; the CPU rows show what it costs at lower rates,
+against the server that never polls, at the same rate in the same repeat. At 80 % of peak, whatever the server, each
 stretch in which the host runs the server's core at under 80 % of its speed is an overload, and the
 queue it leaves takes four times as long again to drain: the "host" rows measure how much of the
 time that is on this machine, in the same run (the first in the very closed-loop runs that set the
