@@ -26,28 +26,25 @@ import (
 // response wakes the poller again.
 //
 // How long a round polls adapts to the traffic, as the kernel's halt
-// polling does (see adaptWindow): a round that ran out before a request
-// came is followed by a measure of the idle gap, from the end of that
-// round to the next request read. Gaps up to limit double the window,
-// from limit/4 up to limit; a longer gap halves it, down to zero. Under
-// traffic with gaps longer than limit the poller thus polls once per
-// response and parks: it costs no CPU while requests are sparse, and
-// none at all while none come.
+// polling does (see adaptWindow). The idle gap before a request is
+// measured from when the server may have gone idle (the end of a round
+// that ran out, or, while the window is shut, the last response) to when
+// the request is read. Gaps up to limit double the window, from limit/4
+// up to limit; a longer gap halves it, down to zero. While the window is
+// shut a response does not wake the poller at all: sparse traffic costs
+// two clock reads per request, and none costs nothing.
 type busyPoller struct {
 	epfd   int
 	limit  time.Duration
+	epoch  time.Time // monotonic origin of idleFrom
 	parked atomic.Bool
 	wake   chan struct{}
 
-	// A round that ran out stores when (idleFrom) and sets gapOpen; the
-	// next request read closes the gap into gap and sets gapDone.
-	idleFrom atomic.Int64 // UnixNano
-	gapOpen  atomic.Bool
-	gap      atomic.Int64 // nanoseconds
-	gapDone  atomic.Bool
+	window   atomic.Int64 // the current window, in nanoseconds
+	idleFrom atomic.Int64 // since epoch, in nanoseconds
+	gapOpen  atomic.Bool  // idleFrom is set and no request read since
 
 	rounds atomic.Int64 // polls made, for tests
-	window atomic.Int64 // the current window, for tests
 }
 
 // busyPollSupported says whether Server.BusyPoll has an effect here.
@@ -58,7 +55,7 @@ func newBusyPoller(limit time.Duration) (*busyPoller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("busy poll: epoll_create1: %w", err)
 	}
-	return &busyPoller{epfd: fd, limit: limit, wake: make(chan struct{}, 1)}, nil
+	return &busyPoller{epfd: fd, limit: limit, epoch: time.Now(), wake: make(chan struct{}, 1)}, nil
 }
 
 // watch adds a listener's or connection's socket to the poll set. Closing
@@ -80,20 +77,38 @@ func (bp *busyPoller) watch(c syscall.Conn) error {
 }
 
 // arrived notes that a request has been read. It costs an atomic load
-// unless the last round ran out, when it measures the idle gap.
+// unless the server may have been idle just before, when it measures the
+// gap and adapts the window to it.
 func (bp *busyPoller) arrived() {
 	if bp.gapOpen.Load() && bp.gapOpen.CompareAndSwap(true, false) {
-		bp.gap.Store(time.Now().UnixNano() - bp.idleFrom.Load())
-		bp.gapDone.Store(true)
+		gap := time.Duration(int64(time.Since(bp.epoch)) - bp.idleFrom.Load())
+		for {
+			w := bp.window.Load()
+			if bp.window.CompareAndSwap(w, int64(adaptWindow(time.Duration(w), gap, bp.limit))) {
+				return
+			}
+		}
 	}
 }
 
-// poke starts a polling round if the poller is parked. It costs an atomic
-// load when the poller is already polling.
+// poke follows each response. While the window is open it starts a
+// polling round if the poller is parked (an atomic load when it is
+// polling already); while it is shut it only notes the time, from which
+// the next request's gap is measured.
 func (bp *busyPoller) poke() {
+	if bp.window.Load() == 0 {
+		bp.idle()
+		return
+	}
 	if bp.parked.Load() && bp.parked.CompareAndSwap(true, false) {
 		bp.wake <- struct{}{}
 	}
+}
+
+// idle notes that the server may be idle from now on.
+func (bp *busyPoller) idle() {
+	bp.idleFrom.Store(int64(time.Since(bp.epoch)))
+	bp.gapOpen.Store(true)
 }
 
 // close releases the poll set.
@@ -103,7 +118,6 @@ func (bp *busyPoller) close() { unix.Close(bp.epfd) }
 func (bp *busyPoller) run(ctx context.Context) {
 	defer bp.close()
 	var evs [1]unix.EpollEvent
-	var window time.Duration
 	for {
 		bp.parked.Store(true)
 		select {
@@ -111,23 +125,18 @@ func (bp *busyPoller) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		if bp.gapDone.Load() && bp.gapDone.CompareAndSwap(true, false) {
-			window = adaptWindow(window, time.Duration(bp.gap.Load()), bp.limit)
-			bp.window.Store(int64(window))
-		}
 		// Let the goroutines that are already runnable go first: polling
 		// is for when they are done.
 		runtime.Gosched()
-		until := time.Now().Add(window)
+		until := time.Now().Add(time.Duration(bp.window.Load()))
 		for {
 			bp.rounds.Add(1)
 			n, err := unix.EpollWait(bp.epfd, evs[:], 0)
 			if n > 0 || (err != nil && err != unix.EINTR) {
 				break
 			}
-			if now := time.Now(); !now.Before(until) {
-				bp.idleFrom.Store(now.UnixNano())
-				bp.gapOpen.Store(true)
+			if !time.Now().Before(until) {
+				bp.idle()
 				break
 			}
 			runtime.Gosched() // timers and woken goroutines run here

@@ -77,8 +77,8 @@ type Server struct {
 	// process sleep until the next request (Linux only; elsewhere Serve
 	// logs a warning and goes on without). How long it polls adapts to
 	// the traffic: it polls on only while requests come less than
-	// BusyPoll apart, so sparse traffic costs one non-blocking poll per
-	// response and none costs nothing. On a VM, where waking a
+	// BusyPoll apart, so sparse traffic costs two clock reads per request
+	// and none costs nothing. On a VM, where waking a
 	// sleeping vCPU is dear, that saves each request of a close-packed
 	// stream a wake-up: lower latency and more requests per second under
 	// an open load. Zero, the default, never polls.
