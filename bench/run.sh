@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes bench/RESULTS.md. Servers are pinned to
 # core 0 (GOMAXPROCS=1), the load tool to core 1, both at nice -20 where the
-# user may raise priority (root). Bounded: about 14 minutes.
+# user may raise priority (root). Bounded: about 15 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
