@@ -13,19 +13,38 @@ import (
 	"time"
 )
 
+// startPolling starts the echo server on one P, as the signing server is
+// benchmarked, busy polling up to limit, and returns it with its poller.
+func startPolling(t *testing.T, limit time.Duration, tune func(*Server)) (*served, *busyPoller) {
+	t.Helper()
+	prev := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	started := make(chan *busyPoller, 1)
+	sv := start(t, http.HandlerFunc(echo), func(s *Server) {
+		s.BusyPoll = limit
+		s.pollerStarted = func(p *busyPoller) { started <- p }
+		if tune != nil {
+			tune(s)
+		}
+	})
+	select {
+	case bp := <-started:
+		return sv, bp
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not start busy polling")
+		return nil, nil
+	}
+}
+
 // TestBusyPoll runs the server with busy polling on one P, as the signing
 // server is benchmarked: requests of every shape are answered, timeouts
 // still fire while the poller is busy, the poller parks once requests
 // stop and polls again when they come close together again.
 func TestBusyPoll(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const window = 2 * time.Millisecond
-	var bp *busyPoller
-	sv := start(t, http.HandlerFunc(echo), func(s *Server) {
-		s.BusyPoll = window
+	sv, bp := startPolling(t, window, func(s *Server) {
 		s.Tick = 20 * time.Millisecond
 		s.ReadHeaderTimeout = 200 * time.Millisecond
-		s.pollerStarted = func(p *busyPoller) { bp = p }
 	})
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", sv.addr)
@@ -136,13 +155,8 @@ func TestBusyPoll(t *testing.T) {
 // the limit, and closes to nothing once they come further apart, so that
 // sparse traffic costs no polling.
 func TestBusyPollAdapts(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const limit = 40 * time.Millisecond
-	var bp *busyPoller
-	sv := start(t, http.HandlerFunc(echo), func(s *Server) {
-		s.BusyPoll = limit
-		s.pollerStarted = func(p *busyPoller) { bp = p }
-	})
+	sv, bp := startPolling(t, limit, nil)
 	c, err := net.Dial("tcp", sv.addr)
 	if err != nil {
 		t.Fatal(err)
