@@ -132,8 +132,11 @@ func newServeCmd() *cobra.Command {
 					prefixes = append(prefixes, p.Masked())
 				}
 			}
+			if !cmd.Flags().Changed("busy-poll") {
+				busyPoll = defaultBusyPoll()
+			}
 			if busyPoll < 0 || busyPoll > 10*time.Millisecond {
-				return usageErr(fmt.Errorf("--busy-poll %v: want 0 (off) up to 10ms, such as %v", busyPoll, defaultBusyPoll))
+				return usageErr(fmt.Errorf("--busy-poll %v: want 0 (off) up to 10ms, such as %v", busyPoll, busyPollLimit))
 			}
 			if listen == "" {
 				listen = signer.DefaultListenAddr()
@@ -151,26 +154,39 @@ func newServeCmd() *cobra.Command {
 			}
 			srv := signer.Transport(h, log)
 			srv.BusyPoll = busyPoll
+			if busyPoll > 0 {
+				log.Info("busy polling while requests come close together", "up_to", busyPoll.String())
+			}
 			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, srv.Serve, log, "signing server")
 		},
 	}
 	f.register(c)
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default: the docker0 address, else 127.0.0.1, port 49153)")
 	c.Flags().StringArrayVar(&allow, "allow", nil, "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks)")
-	bpDefault := defaultBusyPoll
-	if runtime.GOOS != "linux" {
-		bpDefault = 0 // Linux's epoll only
-	}
-	c.Flags().DurationVar(&busyPoll, "busy-poll", bpDefault, "after each response poll for the next request up to this long instead of sleeping, only while requests come closer together than that (Linux): lower latency under close-packed load; 0 is off")
+	c.Flags().DurationVar(&busyPoll, "busy-poll", 0, "after each response poll for the next request up to this long instead of sleeping, only while requests come closer together than that (Linux): lower latency under close-packed load; 0 is off (default: "+busyPollLimit.String()+" with GOMAXPROCS=1, a server on one core; otherwise off)")
 	return c
 }
 
-// defaultBusyPoll is serve's --busy-poll. Idle gaps under 50 µs between
-// requests mean a core kept busy most of the time (one signature takes
-// 25 to 65 µs), where being woken for each request would cost the server
-// about as much CPU again as signing it. At lower rates the window stays
-// closed and the server sleeps between requests as before.
-const defaultBusyPoll = 50 * time.Microsecond
+// busyPollLimit is serve's --busy-poll on one core. Idle gaps under 50 µs
+// between requests mean a core kept busy most of the time (one signature
+// takes 25 to 65 µs), where being woken for each request would cost the
+// server about as much CPU again as signing it. At lower rates the window
+// stays closed and the server sleeps between requests as before.
+const busyPollLimit = 50 * time.Microsecond
+
+// defaultBusyPoll is serve's --busy-poll when none is given: busyPollLimit
+// for a server on one Go processor (GOMAXPROCS=1) on Linux, otherwise off.
+// With one processor the poller runs only once every runnable goroutine
+// has run; with more it spins beside the handlers, and on the benchmark VM
+// (GOMAXPROCS=2, sharing a core with a busy process) it then cost a fifth
+// of a core more at 10,000 requests/s and raised p99 rather than lowered
+// it.
+func defaultBusyPoll() time.Duration {
+	if runtime.GOOS != "linux" || runtime.GOMAXPROCS(0) != 1 {
+		return 0
+	}
+	return busyPollLimit
+}
 
 // tuneGC trades a little memory for fewer collections on the signing
 // hot path (a heap goal 5× the live heap instead of 2×), under a soft

@@ -233,3 +233,31 @@ func TestServeBusyPoll(t *testing.T) {
 		t.Fatalf("--busy-poll 1s: exit %d, want 2", code)
 	}
 }
+
+// TestServeBusyPollDefault: serve busy-polls by default only on one Go
+// processor, and --busy-poll 0 turns it off there too.
+func TestServeBusyPollDefault(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
+	for _, c := range []struct {
+		gomaxprocs string
+		extra      []string
+		want       bool
+	}{
+		{"1", nil, true},
+		{"2", nil, false},
+		{"1", []string{"--busy-poll", "0"}, false},
+		{"2", []string{"--busy-poll", "80us"}, true},
+	} {
+		t.Setenv("GOMAXPROCS", c.gomaxprocs)
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		args := append([]string{"serve", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx", "--listen", addr}, c.extra...)
+		d := testutil.Start(t, bin, nil, args...)
+		if err := d.Stop(); err != nil {
+			t.Error(err)
+		}
+		if got := strings.Contains(d.Log.String(), "busy polling"); got != c.want {
+			t.Errorf("GOMAXPROCS=%s %v: busy polling %v, want %v\n%s", c.gomaxprocs, c.extra, got, c.want, d.Log.String())
+		}
+	}
+}

@@ -677,17 +677,17 @@ a fixed fraction of it, on schedule, each latency counting from the scheduled st
 free connection included; a request unanswered at the end is an error). In an open loop a request
 often finds a server asleep in epoll_wait, and being woken costs it a context switch and, on a VM,
 the vCPU's halt and wake-up: half as much server CPU again per request as in the closed loop (perf
-stat, ed25519 at 53 % of peak); the --busy-poll 0 rows are that server. By default teesign serve
-polls for the next request after each response instead, for a window that opens (up to 50 µs) only
-while requests come closer together than that; the CPU rows show what it costs at lower rates,
-against the server that never polls, at the same rate in the same repeat. At 80 % of peak, whatever
-the server, each stretch in which the host runs the server's core at under 80 % of its speed is an
-overload, and the queue it leaves takes four times as long again to drain: the "host" rows measure
-how much of the time that is on this machine, in the same run (the first in the very closed-loop
-runs that set the open loops' rates), and the "machine drift" rows show how far the host's speed
-moved across each open-loop run (1.00 = stable). On this VM a kernel thread, kdamond (DAMON), wakes
-every 512 ms on either core and at times runs for over 100 ms, and containerd runs a few
-milliseconds at a time: at the usual niceness each takes half of the core it lands on, hence the
+stat, ed25519 at 53 % of peak); the --busy-poll 0 rows are that server. By default teesign serve on
+one Go processor polls for the next request after each response instead, for a window that opens (up
+to 50 µs) only while requests come closer together than that; the CPU rows show what it costs at
+lower rates, against the server that never polls, at the same rate in the same repeat. At 80 % of
+peak, whatever the server, each stretch in which the host runs the server's core at under 80 % of
+its speed is an overload, and the queue it leaves takes four times as long again to drain: the
+"host" rows measure how much of the time that is on this machine, in the same run (the first in the
+very closed-loop runs that set the open loops' rates), and the "machine drift" rows show how far the
+host's speed moved across each open-loop run (1.00 = stable). On this VM a kernel thread, kdamond
+(DAMON), wakes every 512 ms on either core and at times runs for over 100 ms, and containerd runs a
+few milliseconds at a time: at the usual niceness each takes half of the core it lands on, hence the
 raised priority.
 `)
 	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
