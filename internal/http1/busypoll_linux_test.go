@@ -36,6 +36,35 @@ func startPolling(t *testing.T, limit time.Duration, tune func(*Server)) (*serve
 	}
 }
 
+// dialEcho connects to the echo server; the connection closes with the test.
+func dialEcho(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// ask sends body to the echo server and checks that it comes back.
+func ask(c net.Conn, br *bufio.Reader, body string) error {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := fmt.Fprintf(c, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasSuffix(string(b), "body="+body) {
+		return fmt.Errorf("%d %q", resp.StatusCode, b)
+	}
+	return nil
+}
+
 // TestBusyPoll runs the server with busy polling on one P, as the signing
 // server is benchmarked: requests of every shape are answered, timeouts
 // still fire while the poller is busy, the poller parks once requests
@@ -46,28 +75,7 @@ func TestBusyPoll(t *testing.T) {
 		s.Tick = 20 * time.Millisecond
 		s.ReadHeaderTimeout = 200 * time.Millisecond
 	})
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", sv.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c, bufio.NewReader(c)
-	}
-	ask := func(c net.Conn, br *bufio.Reader, body string) error {
-		if _, err := fmt.Fprintf(c, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
-			return err
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || !strings.HasSuffix(string(b), "body="+body) {
-			return fmt.Errorf("%d %q", resp.StatusCode, b)
-		}
-		return nil
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialEcho(t, sv.addr) }
 
 	// Keep-alive, pipelined and new connections.
 	c, br := dial()
@@ -147,6 +155,107 @@ func TestBusyPoll(t *testing.T) {
 	time.Sleep(time.Millisecond)
 	if bp.rounds.Load() == parked {
 		t.Error("the poller did not poll again for requests after a pause")
+	}
+}
+
+// TestBusyPollDispatch checks the hand-over of readiness. While a busy
+// client keeps the poller polling, an idle connection waits to be told
+// its socket is readable instead of waiting in Go's poller: it is still
+// answered, new connections are still accepted, a client's close and the
+// idle timeout still end its goroutine, and once polling stops it is
+// answered through Go's poller.
+func TestBusyPollDispatch(t *testing.T) {
+	const window = 20 * time.Millisecond
+	sv, bp := startPolling(t, window, func(s *Server) {
+		s.Tick = 50 * time.Millisecond
+		s.IdleTimeout = time.Second
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var loopErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, br := dialEcho(t, sv.addr)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := ask(c, br, fmt.Sprint("busy ", i)); err != nil {
+				loopErr = err
+				return
+			}
+		}
+	}()
+	stopped := false
+	stopBusy := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			wg.Wait()
+		}
+		if loopErr != nil {
+			t.Errorf("busy client: %v", loopErr)
+		}
+	}
+	defer stopBusy()
+	// served waits up to d for the server to hold n connections.
+	served := func(n int, d time.Duration) bool {
+		for end := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+			bp.mu.Lock()
+			have := len(bp.conns)
+			bp.mu.Unlock()
+			if have == n {
+				return true
+			}
+			if time.Now().After(end) {
+				t.Logf("%d connections, want %d", have, n)
+				return false
+			}
+		}
+	}
+
+	idle, idleBR := dialEcho(t, sv.addr)
+	before := bp.dispatched.Load()
+	for i := range 20 {
+		if err := ask(idle, idleBR, fmt.Sprint("between the busy ones ", i)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if bp.dispatched.Load() == before {
+		t.Fatal("no readiness was handed to a waiting connection")
+	}
+	for i := range 5 {
+		c, br := dialEcho(t, sv.addr)
+		if err := ask(c, br, "new connection"); err != nil {
+			t.Fatalf("new connection %d while polling: %v", i, err)
+		}
+		c.Close()
+	}
+	if !served(2, 500*time.Millisecond) {
+		t.Fatal("connections that clients closed while waiting for the poller were not let go")
+	}
+	// idle waits for the poller, which the busy client keeps busy: only
+	// closing it wakes its goroutine.
+	if d, ok := closedWithin(idle, 3*time.Second); !ok || d > 2*time.Second {
+		t.Fatalf("idle connection while polling: closed %v after %v, want the 1 s idle timeout", ok, d)
+	}
+	if !served(1, 500*time.Millisecond) {
+		t.Fatal("the goroutine of a connection closed for idling while waiting for the poller did not end")
+	}
+	later, laterBR := dialEcho(t, sv.addr)
+	if err := ask(later, laterBR, "just before polling stops"); err != nil {
+		t.Fatal(err)
+	}
+	stopBusy()
+	// Polling stops within its window; later, which waited for the
+	// poller, must now be answered without it.
+	time.Sleep(10 * window)
+	if err := ask(later, laterBR, "after polling stopped"); err != nil {
+		t.Fatalf("connection that waited for the poller when it stopped: %v", err)
 	}
 }
 
