@@ -59,8 +59,22 @@ type busyPoller struct {
 	conns       map[uint64]*conn // by epoll data; 0 is the listener
 	lastID      uint64
 
+	// accepts counts the listener's accepts. pending (the poller's own)
+	// lists the sockets, by what they had read or accepted when their
+	// readiness was seen, whose readiness must reach Go's poller before
+	// the poller polls on.
+	accepts atomic.Uint64
+	pending []pendingRead
+
 	rounds     atomic.Int64 // polls made, for tests
 	dispatched atomic.Int64 // readiness handed to a waiting connection, for tests
+}
+
+// pendingRead is a socket readable in Go's poller: a connection, or the
+// listener if c is nil, and its count of reads or accepts at the time.
+type pendingRead struct {
+	c     *conn
+	count uint64
 }
 
 // busyPollSupported says whether Server.BusyPoll has an effect here.
@@ -76,6 +90,9 @@ func newBusyPoller(limit time.Duration) (*busyPoller, error) {
 
 // watchListener adds the listener's socket to the poll set.
 func (bp *busyPoller) watchListener(ln syscall.Conn) error { return bp.add(ln, 0) }
+
+// accepted counts an accept on the listener.
+func (bp *busyPoller) accepted() { bp.accepts.Add(1) }
 
 // watchConn adds a connection's socket to the poll set, after which
 // readiness can be handed to it in awaitReadable. forgetConn undoes it.
@@ -179,27 +196,63 @@ func (bp *busyPoller) awaitReadable(c *conn) {
 }
 
 // dispatch hands the readiness in evs to the connections waiting for it.
-// It reports false if a socket is waited on in Go's poller instead (the
-// listener's, or a connection's that was not waiting here): then the
-// poller must park so that the scheduler polls the network.
-func (bp *busyPoller) dispatch(evs []unix.EpollEvent) bool {
-	ok := true
+// The other readable sockets (the listener's, or connections' that were
+// not waiting here) wait in Go's poller: dispatch lists them in
+// bp.pending, and reports whether there are any.
+func (bp *busyPoller) dispatch(evs []unix.EpollEvent) (pending bool) {
+	bp.pending = bp.pending[:0]
 	bp.mu.Lock()
 	for i := range evs {
 		id := uint64(uint32(evs[i].Fd)) | uint64(uint32(evs[i].Pad))<<32
 		c := bp.conns[id]
 		switch {
-		case c == nil:
-			ok = ok && id != 0 // the listener, or a connection gone
+		case id == 0:
+			bp.pending = append(bp.pending, pendingRead{nil, bp.accepts.Load()})
+		case c == nil: // gone
 		case c.waiting.Load():
 			bp.dispatched.Add(1)
 			c.signal()
 		default:
-			ok = false
+			bp.pending = append(bp.pending, pendingRead{c, c.reads.Load()})
 		}
 	}
 	bp.mu.Unlock()
-	return ok
+	return len(bp.pending) > 0
+}
+
+// pendingDone reports whether every socket in bp.pending has been read
+// (or accepted on) since.
+func (bp *busyPoller) pendingDone() bool {
+	for _, p := range bp.pending {
+		if p.c == nil && bp.accepts.Load() == p.count || p.c != nil && p.c.reads.Load() == p.count {
+			return false
+		}
+	}
+	return true
+}
+
+// stepAside parks the poller until the goroutines of the sockets in
+// bp.pending have read, or for napLimit at most. Go's scheduler polls the
+// network only when nothing else can run, and the poller, when it polls,
+// always can: so it parks, and each response in the meantime (a poke)
+// wakes it only to check. Those waiting in awaitReadable still wait: for
+// up to napLimit, or until the readers pending respond. It reports false
+// if ctx ended.
+func (bp *busyPoller) stepAside(ctx context.Context, nap *time.Timer) bool {
+	defer bp.parked.Store(false)
+	nap.Reset(napLimit)
+	defer nap.Stop()
+	for !bp.pendingDone() {
+		bp.parked.Store(true)
+		select {
+		case <-bp.wake:
+		case <-nap.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // end stops dispatching and releases every connection waiting for it.
@@ -249,25 +302,10 @@ func (bp *busyPoller) run(ctx context.Context) {
 				break
 			}
 			if n > 0 {
-				if bp.dispatch(evs[:n]) {
+				if !bp.dispatch(evs[:n]) {
 					runtime.Gosched() // the connections handed readiness run here
-				} else {
-					// A socket is waited on in Go's poller, which the
-					// scheduler polls only when nothing else can run:
-					// step aside until the response it brings pokes
-					// this awake, or for napLimit if none comes (it
-					// was the listener, or the client closed). Those
-					// waiting here still wait: they were told nothing.
-					bp.parked.Store(true)
-					nap.Reset(napLimit)
-					select {
-					case <-bp.wake:
-					case <-nap.C:
-						bp.parked.Store(false)
-					case <-ctx.Done():
-						return
-					}
-					nap.Stop()
+				} else if !bp.stepAside(ctx, nap) {
+					return
 				}
 				until = time.Now().Add(time.Duration(bp.window.Load()))
 				continue
@@ -283,6 +321,8 @@ func (bp *busyPoller) run(ctx context.Context) {
 }
 
 // napLimit bounds how long the poller steps aside for Go's own poller.
+// The scheduler's own wait in the network poller has a resolution of a
+// millisecond.
 const napLimit = time.Millisecond
 
 // adaptWindow returns the next polling window after an idle gap of gap

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -257,6 +260,89 @@ func TestBusyPollDispatch(t *testing.T) {
 	if err := ask(later, laterBR, "after polling stopped"); err != nil {
 		t.Fatalf("connection that waited for the poller when it stopped: %v", err)
 	}
+}
+
+// TestBusyPollStepsAside checks that a connection whose goroutine waits
+// in Go's poller (here, for the rest of a body) is answered promptly while
+// a busy client keeps the poller polling: the poller must step aside until
+// that connection has read, not only until the next response, or only the
+// runtime's sysmon, every 10 ms, polls the network for it. The clients
+// run in a child process, as real clients do: in this one, they would
+// wait in Go's poller too.
+func TestBusyPollStepsAside(t *testing.T) {
+	sv, _ := startPolling(t, 20*time.Millisecond, nil)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStepAsideClients$")
+	cmd.Env = append(os.Environ(), "HTTP1_STEP_ASIDE_ADDR="+sv.addr)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("clients: %v\n%s", err, out)
+	}
+	var med time.Duration
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "median "); ok {
+			med, err = time.ParseDuration(v)
+		}
+	}
+	if med == 0 || err != nil {
+		t.Fatalf("no median from the clients (%v):\n%s", err, out)
+	}
+	t.Logf("median %v", med)
+	// Promptly is well under a millisecond; left to sysmon, 5 ms on
+	// average.
+	if med > 2*time.Millisecond {
+		t.Errorf("the rest of a body, sent while another client kept the poller busy, was answered after a median %v, want well under 2 ms\n%s", med, out)
+	}
+}
+
+// TestStepAsideClients is TestBusyPollStepsAside's child process: a busy
+// client, and 30 times the rest of a body sent after a pause.
+func TestStepAsideClients(t *testing.T) {
+	addr := os.Getenv("HTTP1_STEP_ASIDE_ADDR")
+	if addr == "" {
+		t.Skip("run by TestBusyPollStepsAside")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var loopErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, br := dialEcho(t, addr)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := ask(c, br, fmt.Sprint("busy ", i)); err != nil {
+				loopErr = err
+				return
+			}
+		}
+	}()
+	c, br := dialEcho(t, addr)
+	var took []time.Duration
+	for i := range 30 {
+		io.WriteString(c, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab")
+		time.Sleep(3 * time.Millisecond) // the server's goroutine now waits for "cd" in Go's poller
+		start := time.Now()
+		io.WriteString(c, "cd")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.ReadAll(resp.Body)
+		took = append(took, time.Since(start))
+	}
+	close(stop)
+	wg.Wait()
+	if loopErr != nil {
+		t.Fatalf("busy client: %v", loopErr)
+	}
+	slices.Sort(took)
+	fmt.Println("all", took)
+	fmt.Println("median", took[len(took)/2])
 }
 
 // TestBusyPollAdapts checks that the polling window follows the gaps

@@ -25,4 +25,5 @@ func (*busyPoller) awaitReadable(*conn)              {}
 func (*busyPoller) close()                           {}
 func (*busyPoller) poke()                            {}
 func (*busyPoller) arrived()                         {}
+func (*busyPoller) accepted()                        {}
 func (*busyPoller) run(context.Context)              {}

@@ -32,12 +32,14 @@ type conn struct {
 
 	// With busy polling: the connection's id in the poller, the channel
 	// on which the poller says its socket is readable, whether it waits
-	// on it, and whether the last read filled its buffer (so that the
-	// socket may hold more, of which the poller would say nothing).
+	// on it, whether the last read filled its buffer (so that the socket
+	// may hold more, of which the poller would say nothing), and how many
+	// reads have returned.
 	pollID   uint64
 	ready    chan struct{}
 	waiting  atomic.Bool
 	readFull bool
+	reads    atomic.Uint64 // socket reads returned, for the poller
 
 	// Reused for every request.
 	req      http.Request
@@ -79,6 +81,7 @@ type markReader struct{ c *conn }
 func (m markReader) Read(p []byte) (int, error) {
 	n, err := m.c.nc.Read(p)
 	m.c.readFull = n == len(p)
+	m.c.reads.Add(1)
 	if n > 0 && m.c.reqSince.Load() == 0 {
 		m.c.reqSince.Store(m.c.st.now.Load())
 	}

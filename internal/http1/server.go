@@ -161,6 +161,9 @@ func (st *state) accept(ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
+		if st.poller != nil {
+			st.poller.accepted()
+		}
 		if err != nil {
 			if st.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
