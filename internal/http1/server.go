@@ -83,8 +83,11 @@ type Server struct {
 	// stream a wake-up: lower latency and more requests per second under
 	// an open load. While it polls, idle connections wait for it to say
 	// they are readable instead of waiting in Go's poller, which saves
-	// each request a read that finds nothing and an epoll_wait. Zero,
-	// the default, never polls.
+	// each request a read that finds nothing and an epoll_wait. With one
+	// Go processor, the process's other sockets wait while it polls, up
+	// to the 10 ms after which the runtime polls the network anyway: run
+	// nothing else network-bound in such a process. Zero, the default,
+	// never polls.
 	BusyPoll time.Duration
 
 	pollerStarted func(*busyPoller) // for tests
