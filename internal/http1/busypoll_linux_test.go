@@ -68,6 +68,87 @@ func ask(c net.Conn, br *bufio.Reader, body string) error {
 	return nil
 }
 
+// busyClient asks the echo server at addr in a loop, on a connection of
+// its own, until the returned stop is called; stop reports the first
+// error.
+func busyClient(addr string) (stop func() error) {
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				errc <- nil
+				return
+			default:
+			}
+			if err := ask(c, br, fmt.Sprint("busy ", i)); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() { close(done); err = <-errc })
+		return err
+	}
+}
+
+// busyClientProcess runs busyClient in a child process, as real clients
+// run. A client in this process would wait in Go's poller, which a
+// server polling on one P leaves to the runtime's sysmon (every 10 ms):
+// it would not keep the poller busy.
+func busyClientProcess(t *testing.T, addr string) (stop func() error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBusyClientChild$")
+	cmd.Env = append(os.Environ(), "HTTP1_BUSY_ADDR="+addr)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var werr error
+	stop = func() error {
+		once.Do(func() {
+			in.Close()
+			if werr = cmd.Wait(); werr != nil {
+				werr = fmt.Errorf("%w\n%s", werr, out.String())
+			}
+		})
+		return werr
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// TestBusyClientChild is busyClientProcess's child: a busy client until
+// its stdin closes.
+func TestBusyClientChild(t *testing.T) {
+	addr := os.Getenv("HTTP1_BUSY_ADDR")
+	if addr == "" {
+		t.Skip("run by busyClientProcess")
+	}
+	stop := busyClient(addr)
+	io.Copy(io.Discard, os.Stdin)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestBusyPoll runs the server with busy polling on one P, as the signing
 // server is benchmarked: requests of every shape are answered, timeouts
 // still fire while the poller is busy, the poller parks once requests
@@ -107,33 +188,13 @@ func TestBusyPoll(t *testing.T) {
 
 	// Timers and the reaper run while the poller is kept busy: a client
 	// asks in a loop while another connection sends half a header.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var loopErr error
-	go func() {
-		defer wg.Done()
-		c, br := dial()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := ask(c, br, "loop"); err != nil {
-				loopErr = err
-				return
-			}
-		}
-	}()
+	stop := busyClientProcess(t, sv.addr)
 	before := bp.rounds.Load()
 	half, _ := dial()
 	io.WriteString(half, "GET / HTTP/1.1\r\nHo")
 	d, ok := closedWithin(half, 3*time.Second)
-	close(stop)
-	wg.Wait()
-	if loopErr != nil {
-		t.Fatalf("looping client: %v", loopErr)
+	if err := stop(); err != nil {
+		t.Fatalf("looping client: %v", err)
 	}
 	if !ok || d < 150*time.Millisecond || d > 600*time.Millisecond {
 		t.Errorf("partial header under load: closed %v after %v, want 200 ms + a tick", ok, d)
@@ -168,39 +229,15 @@ func TestBusyPoll(t *testing.T) {
 // idle timeout still end its goroutine, and once polling stops it is
 // answered through Go's poller.
 func TestBusyPollDispatch(t *testing.T) {
-	const window = 20 * time.Millisecond
+	const window = 100 * time.Millisecond // rounds outlast any pause of the busy client
 	sv, bp := startPolling(t, window, func(s *Server) {
 		s.Tick = 50 * time.Millisecond
 		s.IdleTimeout = time.Second
 	})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var loopErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, br := dialEcho(t, sv.addr)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := ask(c, br, fmt.Sprint("busy ", i)); err != nil {
-				loopErr = err
-				return
-			}
-		}
-	}()
-	stopped := false
+	stop := busyClientProcess(t, sv.addr)
 	stopBusy := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-		if loopErr != nil {
-			t.Errorf("busy client: %v", loopErr)
+		if err := stop(); err != nil {
+			t.Errorf("busy client: %v", err)
 		}
 	}
 	defer stopBusy()
@@ -301,25 +338,7 @@ func TestStepAsideClients(t *testing.T) {
 	if addr == "" {
 		t.Skip("run by TestBusyPollStepsAside")
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var loopErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, br := dialEcho(t, addr)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := ask(c, br, fmt.Sprint("busy ", i)); err != nil {
-				loopErr = err
-				return
-			}
-		}
-	}()
+	stop := busyClient(addr)
 	c, br := dialEcho(t, addr)
 	var took []time.Duration
 	for i := range 30 {
@@ -335,10 +354,8 @@ func TestStepAsideClients(t *testing.T) {
 		io.ReadAll(resp.Body)
 		took = append(took, time.Since(start))
 	}
-	close(stop)
-	wg.Wait()
-	if loopErr != nil {
-		t.Fatalf("busy client: %v", loopErr)
+	if err := stop(); err != nil {
+		t.Fatalf("busy client: %v", err)
 	}
 	slices.Sort(took)
 	fmt.Println("all", took)
