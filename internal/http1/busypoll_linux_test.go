@@ -292,8 +292,9 @@ func TestBusyPollDispatch(t *testing.T) {
 	}
 	stopBusy()
 	// Polling stops within its window; later, which waited for the
-	// poller, must now be answered without it.
-	time.Sleep(10 * window)
+	// poller, must now be answered without it (well inside the 1 s idle
+	// timeout).
+	time.Sleep(3 * window)
 	if err := ask(later, laterBR, "after polling stopped"); err != nil {
 		t.Fatalf("connection that waited for the poller when it stopped: %v", err)
 	}
