@@ -18,12 +18,8 @@ func newBusyPoller(time.Duration) (*busyPoller, error) {
 	return nil, errors.New("busy poll needs Linux's epoll")
 }
 
-func (*busyPoller) watchListener(syscall.Conn) error { return nil }
-func (*busyPoller) watchConn(*conn) error            { return nil }
-func (*busyPoller) forgetConn(*conn)                 {}
-func (*busyPoller) awaitReadable(*conn)              {}
-func (*busyPoller) close()                           {}
-func (*busyPoller) poke()                            {}
-func (*busyPoller) arrived()                         {}
-func (*busyPoller) accepted()                        {}
-func (*busyPoller) run(context.Context)              {}
+func (*busyPoller) watch(syscall.Conn) error { return nil }
+func (*busyPoller) close()                   {}
+func (*busyPoller) poke()                    {}
+func (*busyPoller) arrived()                 {}
+func (*busyPoller) run(context.Context)      {}

@@ -30,17 +30,6 @@ type conn struct {
 	// connection gets ReadHeaderTimeout, not IdleTimeout.
 	served atomic.Bool
 
-	// With busy polling: the connection's id in the poller, the channel
-	// on which the poller says its socket is readable, whether it waits
-	// on it, whether the last read filled its buffer (so that the socket
-	// may hold more, of which the poller would say nothing), and how many
-	// reads have returned.
-	pollID   uint64
-	ready    chan struct{}
-	waiting  atomic.Bool
-	readFull bool
-	reads    atomic.Uint64 // socket reads returned, for the poller
-
 	// Reused for every request.
 	req      http.Request
 	url      url.URL
@@ -61,9 +50,6 @@ func newConn(st *state, nc net.Conn) *conn {
 	c.br = bufio.NewReaderSize(markReader{c}, orDefaultInt(st.srv.MaxHeaderBytes, DefaultMaxHeaderBytes))
 	c.w.hdr = http.Header{}
 	c.body.c = c
-	if st.poller != nil {
-		c.ready = make(chan struct{}, 1)
-	}
 	c.idleSince.Store(st.now.Load())
 	return c
 }
@@ -80,29 +66,10 @@ type markReader struct{ c *conn }
 
 func (m markReader) Read(p []byte) (int, error) {
 	n, err := m.c.nc.Read(p)
-	m.c.readFull = n == len(p)
-	m.c.reads.Add(1)
 	if n > 0 && m.c.reqSince.Load() == 0 {
 		m.c.reqSince.Store(m.c.st.now.Load())
 	}
 	return n, err
-}
-
-// signal wakes the connection if it waits in awaitReadable.
-func (c *conn) signal() {
-	select {
-	case c.ready <- struct{}{}:
-	default:
-	}
-}
-
-// close closes the connection's socket, waking its goroutine wherever it
-// waits.
-func (c *conn) close() {
-	c.nc.Close()
-	if c.ready != nil {
-		c.signal()
-	}
 }
 
 // overdue reports whether the connection has outlived a timeout at tick now.
@@ -155,9 +122,6 @@ func (c *conn) serve() {
 			c.idleSince.Store(now)
 			if c.st.closing.Load() {
 				return
-			}
-			if c.st.poller != nil && !c.readFull {
-				c.st.poller.awaitReadable(c)
 			}
 		}
 	}

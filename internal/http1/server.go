@@ -81,13 +81,7 @@ type Server struct {
 	// and none costs nothing. On a VM, where waking a
 	// sleeping vCPU is dear, that saves each request of a close-packed
 	// stream a wake-up: lower latency and more requests per second under
-	// an open load. While it polls, idle connections wait for it to say
-	// they are readable instead of waiting in Go's poller, which saves
-	// each request a read that finds nothing and an epoll_wait. With one
-	// Go processor, the process's other sockets wait while it polls, up
-	// to the 10 ms after which the runtime polls the network anyway: run
-	// nothing else network-bound in such a process. Zero, the default,
-	// never polls.
+	// an open load. Zero, the default, never polls.
 	BusyPoll time.Duration
 
 	pollerStarted func(*busyPoller) // for tests
@@ -164,9 +158,6 @@ func (st *state) accept(ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
-		if st.poller != nil {
-			st.poller.accepted()
-		}
 		if err != nil {
 			if st.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -193,8 +184,10 @@ func (st *state) accept(ln net.Listener) error {
 		st.wg.Add(1)
 		st.mu.Unlock()
 		if st.poller != nil {
-			if err := st.poller.watchConn(c); err != nil {
-				st.log.Debug("connection left out of busy polling", "remote", c.remote, "err", err.Error())
+			if sc, ok := nc.(syscall.Conn); ok {
+				if err := st.poller.watch(sc); err != nil {
+					st.log.Debug("connection left out of busy polling", "remote", c.remote, "err", err.Error())
+				}
 			}
 		}
 		go c.serve()
@@ -209,7 +202,7 @@ func (st *state) startPoller(ctx context.Context, ln net.Listener, window time.D
 		if !ok {
 			err = fmt.Errorf("busy poll: a %T has no socket to poll", ln)
 		} else {
-			err = bp.watchListener(sc)
+			err = bp.watch(sc)
 		}
 		if err != nil {
 			bp.close()
@@ -248,7 +241,7 @@ func (st *state) reap(ctx context.Context, tick time.Duration) {
 		st.mu.Unlock()
 		for _, c := range overdue {
 			st.log.Debug("closing a connection past its timeout", "remote", c.remote)
-			c.close()
+			c.nc.Close()
 		}
 	}
 }
@@ -266,7 +259,7 @@ func (st *state) shutdown(timeout time.Duration) {
 		st.mu.Lock()
 		for c := range st.conns {
 			if c.reqSince.Load() == 0 {
-				c.close()
+				c.nc.Close()
 			}
 		}
 		st.mu.Unlock()
@@ -277,7 +270,7 @@ func (st *state) shutdown(timeout time.Duration) {
 		case <-deadline.C:
 			st.mu.Lock()
 			for c := range st.conns {
-				c.close()
+				c.nc.Close()
 			}
 			st.mu.Unlock()
 			<-done
@@ -287,9 +280,6 @@ func (st *state) shutdown(timeout time.Duration) {
 }
 
 func (st *state) forget(c *conn) {
-	if st.poller != nil {
-		st.poller.forgetConn(c)
-	}
 	st.mu.Lock()
 	delete(st.conns, c)
 	st.mu.Unlock()
