@@ -238,7 +238,9 @@ func TestServeBusyPoll(t *testing.T) {
 // processor, and --busy-poll 0 turns it off there too.
 func TestServeBusyPollDefault(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		gomaxprocs string
 		extra      []string

@@ -211,8 +211,11 @@ func start(addr string, cmd *exec.Cmd, ready string) (*server, error) {
 // the first field of each /proc/PID/task/TID/schedstat, in nanoseconds.
 func (s *server) cpu() (time.Duration, error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", s.cmd.Process.Pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("server CPU time: no /proc/%d/task/*/schedstat (%v)", s.cmd.Process.Pid, err)
+	if err != nil {
+		return 0, fmt.Errorf("server CPU time: %w", err)
+	}
+	if len(tasks) == 0 {
+		return 0, fmt.Errorf("server CPU time: no /proc/%d/task/*/schedstat: has the server exited?", s.cmd.Process.Pid)
 	}
 	var sum time.Duration
 	for _, t := range tasks {
