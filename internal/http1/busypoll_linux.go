@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -131,8 +132,7 @@ func (bp *busyPoller) run(ctx context.Context) {
 		until := time.Now().Add(time.Duration(bp.window.Load()))
 		for {
 			bp.rounds.Add(1)
-			n, err := unix.EpollWait(bp.epfd, evs[:], 0)
-			if n > 0 || (err != nil && err != unix.EINTR) {
+			if bp.readable(&evs) {
 				break
 			}
 			if !time.Now().Before(until) {
@@ -142,6 +142,15 @@ func (bp *busyPoller) run(ctx context.Context) {
 			runtime.Gosched() // timers and woken goroutines run here
 		}
 	}
+}
+
+// readable polls the set once, with a raw epoll_pwait that does not wait
+// (raw for the reason sockIO's calls are), and reports whether a socket
+// is readable. An error other than EINTR ends the round as if one were:
+// the set is then left to Go's poller.
+func (bp *busyPoller) readable(evs *[1]unix.EpollEvent) bool {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(bp.epfd), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+	return (e == 0 && n > 0) || (e != 0 && e != unix.EINTR)
 }
 
 // adaptWindow returns the next polling window after an idle gap of gap

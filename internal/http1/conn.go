@@ -17,6 +17,7 @@ import (
 type conn struct {
 	st     *state
 	nc     net.Conn
+	sock   sockIO // nc's socket, read and written on the hot path
 	br     *bufio.Reader
 	remote string
 
@@ -47,6 +48,7 @@ type conn struct {
 
 func newConn(st *state, nc net.Conn) *conn {
 	c := &conn{st: st, nc: nc, remote: nc.RemoteAddr().String(), reqHdr: http.Header{}}
+	c.sock.init(nc)
 	c.br = bufio.NewReaderSize(markReader{c}, orDefaultInt(st.srv.MaxHeaderBytes, DefaultMaxHeaderBytes))
 	c.w.hdr = http.Header{}
 	c.body.c = c
@@ -65,7 +67,7 @@ func orDefaultInt(v, def int) int {
 type markReader struct{ c *conn }
 
 func (m markReader) Read(p []byte) (int, error) {
-	n, err := m.c.nc.Read(p)
+	n, err := m.c.sock.read(p)
 	if n > 0 && m.c.reqSince.Load() == 0 {
 		m.c.reqSince.Store(m.c.st.now.Load())
 	}
@@ -338,7 +340,7 @@ func (b *body) Read(p []byte) (int, error) {
 	c := b.c
 	if c.expect && !c.sent100 {
 		c.sent100 = true
-		if _, err := c.nc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
+		if err := c.sock.write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
 			b.err = err
 			return 0, err
 		}

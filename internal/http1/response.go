@@ -110,7 +110,7 @@ func (c *conn) writeResponse(keep bool) error {
 	if bodyAllowed && !w.head {
 		out = append(out, w.body...)
 	}
-	_, err := c.nc.Write(out)
+	err := c.sock.write(out)
 	if cap(out) <= maxKeptBuffer {
 		c.out = out[:0]
 	} else {
@@ -161,5 +161,5 @@ func (c *conn) writeError(e *statusError) {
 	out = append(out, "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: "...)
 	out = strconv.AppendInt(out, int64(len(body)), 10)
 	out = append(out, "\r\n\r\n"...)
-	c.nc.Write(append(out, body...))
+	c.sock.write(append(out, body...))
 }
