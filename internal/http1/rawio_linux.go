@@ -114,6 +114,10 @@ func (s *sockIO) rawWrite(fd uintptr) bool {
 		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.buf))), uintptr(len(s.buf)))
 		switch e {
 		case 0:
+			if n == 0 { // not for a socket; never loop on it
+				s.err = io.ErrShortWrite
+				return true
+			}
 			s.buf = s.buf[n:]
 		case unix.EINTR:
 		case unix.EAGAIN:
