@@ -679,8 +679,9 @@ throughput with 16 connections, measured just before each open-loop run; the ope
 a fixed fraction of it, on schedule, each latency counting from the scheduled start (a wait for a
 free connection included; a request unanswered at the end is an error). In an open loop a request
 often finds a server asleep in epoll_wait, and being woken costs it a context switch and, on a VM,
-the vCPU's halt and wake-up: half as much server CPU again per request as in the closed loop (perf
-stat, ed25519 at 53 % of peak); the --busy-poll 0 rows are that server. By default teesign serve on
+the vCPU's halt and wake-up: a fifth (at 70 % of peak) to a half (at a third of it) as much server
+CPU again per request as in the closed loop (ed25519, docs/reliability.md); the --busy-poll 0 rows
+are that server. By default teesign serve on
 one Go processor polls for the next request after each response instead, for a window that opens (up
 to 50 µs) only while requests come closer together than that; the CPU rows show what it costs at
 lower rates, against the server that never polls, at the same rate in the same repeat. At 80 % of
