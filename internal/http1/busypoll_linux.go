@@ -45,7 +45,13 @@ type busyPoller struct {
 	idleFrom atomic.Int64 // since epoch, in nanoseconds
 	gapOpen  atomic.Bool  // idleFrom is set and no request read since
 
-	rounds atomic.Int64 // polls made, for tests
+	// quietUntil, since epoch in nanoseconds, is when polling may resume
+	// after contention was found; 0 for none.
+	quietUntil atomic.Int64
+	contention *contention // used by run only
+
+	rounds   atomic.Int64 // polls made, for tests
+	backoffs atomic.Int64 // times polling stopped for contention, for tests
 }
 
 // busyPollSupported says whether Server.BusyPoll has an effect here.
@@ -56,7 +62,10 @@ func newBusyPoller(limit time.Duration) (*busyPoller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("busy poll: epoll_create1: %w", err)
 	}
-	return &busyPoller{epfd: fd, limit: limit, epoch: time.Now(), wake: make(chan struct{}, 1)}, nil
+	return &busyPoller{
+		epfd: fd, limit: limit, epoch: time.Now(), wake: make(chan struct{}, 1),
+		contention: newContention(),
+	}, nil
 }
 
 // watch adds a listener's or connection's socket to the poll set. Closing
@@ -94,16 +103,23 @@ func (bp *busyPoller) arrived() {
 
 // poke follows each response. While the window is open it starts a
 // polling round if the poller is parked (an atomic load when it is
-// polling already); while it is shut it only notes the time, from which
-// the next request's gap is measured.
+// polling already); while it is shut, or polling has stopped for
+// contention, it only notes the time, from which the next request's gap
+// is measured.
 func (bp *busyPoller) poke() {
-	if bp.window.Load() == 0 {
+	if bp.window.Load() == 0 || bp.quiet() {
 		bp.idle()
 		return
 	}
 	if bp.parked.Load() && bp.parked.CompareAndSwap(true, false) {
 		bp.wake <- struct{}{}
 	}
+}
+
+// quiet says whether polling has stopped for contention.
+func (bp *busyPoller) quiet() bool {
+	q := bp.quietUntil.Load()
+	return q != 0 && int64(time.Since(bp.epoch)) < q
 }
 
 // idle notes that the server may be idle from now on.
@@ -135,7 +151,14 @@ func (bp *busyPoller) run(ctx context.Context) {
 			if bp.readable(&evs) {
 				break
 			}
-			if !time.Now().Before(until) {
+			now := time.Now()
+			if d := bp.contention.check(now); d > 0 {
+				bp.quietUntil.Store(int64(now.Add(d).Sub(bp.epoch)))
+				bp.backoffs.Add(1)
+				bp.idle()
+				break
+			}
+			if !now.Before(until) {
 				bp.idle()
 				break
 			}
