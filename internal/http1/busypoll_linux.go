@@ -33,7 +33,8 @@ import (
 // the request is read. Gaps up to limit double the window, from limit/4
 // up to limit; a longer gap halves it, down to zero. While the window is
 // shut a response does not wake the poller at all: sparse traffic costs
-// two clock reads per request, and none costs nothing.
+// two clock reads per request, and none costs nothing. While another
+// process wants the core, polling stops (see contention).
 type busyPoller struct {
 	epfd   int
 	limit  time.Duration
