@@ -95,7 +95,8 @@ func TestContentionCheck(t *testing.T) {
 }
 
 // TestThreadRunDelay reads this thread's run delay, where the kernel
-// keeps it.
+// keeps it: the second field of its schedstat, read here through
+// /proc/self/task/TID between two calls, must lie between them.
 func TestThreadRunDelay(t *testing.T) {
 	if _, err := os.Stat("/proc/thread-self/schedstat"); err != nil {
 		t.Skipf("no run delay here: %v", err)
@@ -107,16 +108,26 @@ func TestThreadRunDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	if tid != unix.Gettid() {
-		t.Errorf("tid %d, want this thread's %d", tid, unix.Gettid())
+		t.Fatalf("tid %d, want this thread's %d", tid, unix.Gettid())
 	}
-	for end := time.Now().Add(20 * time.Millisecond); time.Now().Before(end); {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		t.Fatalf("schedstat %q", b)
+	}
+	mid, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
 	}
 	_, d2, err := threadRunDelay()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d2 < d1 {
-		t.Errorf("run delay went back from %v to %v", d1, d2)
+	if time.Duration(mid) < d1 || time.Duration(mid) > d2 {
+		t.Errorf("run delay %v, then %v in schedstat, then %v: not the same counter", d1, time.Duration(mid), d2)
 	}
 }
 
