@@ -22,11 +22,12 @@ import (
 // and sysmon then checks every 20 µs for the next millisecond or more.
 // On a server pinned to one core, all of these threads share that core,
 // so each hand-over costs context switches and sysmon's wake-ups, and
-// buys nothing: the second thread cannot run while the first one is in
-// the kernel anyway. Measured (ed25519, 10,000 requests/s open loop, one
-// P pinned to one core, not polling): sysmon ran over 45,000 times in 4 s,
-// 10 % of the core, and the server spent 69 µs of CPU a request; with
-// raw calls, sysmon ran 20–60 times and a request cost 51–60 µs.
+// buys little: the second thread can only run when the first one does
+// not. Measured (ed25519, 10,000 requests/s open loop, one P pinned to
+// one core, not polling, 4 s, two runs): sysmon ran 45,777–50,626 times,
+// about 10 % of the core, and the server spent 66.6–69.0 µs of CPU a
+// request; with raw calls, sysmon ran 20–33 times and a request cost
+// 48.3–52.1 µs (docs/reliability.md).
 //
 // The socket is non-blocking (Go opens it so), so a raw call never
 // waits: when there is nothing to read or no room to write, it returns
