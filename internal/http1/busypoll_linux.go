@@ -71,13 +71,9 @@ func newBusyPoller(limit time.Duration) (*busyPoller, error) {
 
 // watch adds a listener's or connection's socket to the poll set. Closing
 // the socket removes it.
-func (bp *busyPoller) watch(c syscall.Conn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("busy poll: %w", err)
-	}
+func (bp *busyPoller) watch(rc syscall.RawConn) error {
 	var cerr error
-	err = rc.Control(func(fd uintptr) {
+	err := rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP}
 		cerr = unix.EpollCtl(bp.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})

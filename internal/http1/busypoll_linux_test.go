@@ -36,6 +36,17 @@ func startPolling(t *testing.T, limit time.Duration, tune func(*Server)) (*serve
 	}
 }
 
+// dialTest connects to addr; the connection closes with the test.
+func dialTest(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
 // TestBusyPoll runs the server with busy polling on one P, as the signing
 // server is benchmarked: requests of every shape are answered, timeouts
 // still fire while the poller is busy, the poller parks once requests
@@ -46,14 +57,7 @@ func TestBusyPoll(t *testing.T) {
 		s.Tick = 20 * time.Millisecond
 		s.ReadHeaderTimeout = 200 * time.Millisecond
 	})
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", sv.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialTest(t, sv.addr) }
 	ask := func(c net.Conn, br *bufio.Reader, body string) error {
 		if _, err := fmt.Fprintf(c, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
 			return err

@@ -18,8 +18,8 @@ func newBusyPoller(time.Duration) (*busyPoller, error) {
 	return nil, errors.New("busy poll needs Linux's epoll")
 }
 
-func (*busyPoller) watch(syscall.Conn) error { return nil }
-func (*busyPoller) close()                   {}
-func (*busyPoller) poke()                    {}
-func (*busyPoller) arrived()                 {}
-func (*busyPoller) run(context.Context)      {}
+func (*busyPoller) watch(syscall.RawConn) error { return nil }
+func (*busyPoller) close()                      {}
+func (*busyPoller) poke()                       {}
+func (*busyPoller) arrived()                    {}
+func (*busyPoller) run(context.Context)         {}

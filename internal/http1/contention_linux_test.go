@@ -206,15 +206,7 @@ func TestBusyPollBacksOffUnderContention(t *testing.T) {
 		}
 		return string(b)
 	}
-	dial := func() (net.Conn, *bufio.Reader) {
-		t.Helper()
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialTest(t, addr) }
 	burst := func(d time.Duration) {
 		t.Helper()
 		var wg sync.WaitGroup

@@ -61,6 +61,9 @@ func (s *sockIO) init(nc net.Conn) {
 	s.writeFn = s.rawWrite
 }
 
+// rawConn returns the socket's RawConn, nil if nc has none.
+func (s *sockIO) rawConn() syscall.RawConn { return s.rc }
+
 // read reads into p, as io.Reader.
 func (s *sockIO) read(p []byte) (int, error) {
 	if s.rc == nil || len(p) == 0 {

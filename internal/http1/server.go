@@ -184,8 +184,8 @@ func (st *state) accept(ln net.Listener) error {
 		st.wg.Add(1)
 		st.mu.Unlock()
 		if st.poller != nil {
-			if sc, ok := nc.(syscall.Conn); ok {
-				if err := st.poller.watch(sc); err != nil {
+			if rc := c.sock.rawConn(); rc != nil {
+				if err := st.poller.watch(rc); err != nil {
 					st.log.Debug("connection left out of busy polling", "remote", c.remote, "err", err.Error())
 				}
 			}
@@ -198,13 +198,7 @@ func (st *state) accept(ln net.Listener) error {
 func (st *state) startPoller(ctx context.Context, ln net.Listener, window time.Duration) {
 	bp, err := newBusyPoller(window)
 	if err == nil {
-		sc, ok := ln.(syscall.Conn)
-		if !ok {
-			err = fmt.Errorf("busy poll: a %T has no socket to poll", ln)
-		} else {
-			err = bp.watch(sc)
-		}
-		if err != nil {
+		if err = watchListener(bp, ln); err != nil {
 			bp.close()
 		}
 	}
@@ -217,6 +211,19 @@ func (st *state) startPoller(ctx context.Context, ln net.Listener, window time.D
 		st.srv.pollerStarted(bp)
 	}
 	go bp.run(ctx)
+}
+
+// watchListener adds the listener's socket to the poller's set.
+func watchListener(bp *busyPoller, ln net.Listener) error {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("busy poll: a %T has no socket to poll", ln)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("busy poll: %w", err)
+	}
+	return bp.watch(rc)
 }
 
 // reap closes connections past a timeout, once per tick.
