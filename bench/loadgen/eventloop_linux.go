@@ -38,7 +38,7 @@ const eventLoopSupported = true
 // unanswered then count as errors. The loop also tallies responses per
 // 100 ms window and, in the open loop, the time it was behind schedule
 // (requests due, every connection busy).
-func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom time.Time) (lat []time.Duration, errs int64, tl tally, err error) {
+func eventLoop(ctx context.Context, c Config, reqs [][]byte, start, measureFrom time.Time) (lat []time.Duration, errs int64, tl tally, err error) {
 	addr, err := net.ResolveTCPAddr("tcp", c.Addr)
 	if err != nil {
 		return nil, 0, tl, err
@@ -76,6 +76,7 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 		queue    []time.Time // scheduled starts waiting for a connection
 		qhead    int
 		issued   int64
+		sent     int // requests handed to a connection
 		inflight int
 		live     = len(conns)
 		evs      = make([]unix.EpollEvent, len(conns))
@@ -107,8 +108,9 @@ func eventLoop(ctx context.Context, c Config, req []byte, start, measureFrom tim
 			if conns[i].dead {
 				continue
 			}
-			conns[i].sched, conns[i].out, conns[i].busy = queue[qhead], req, true
+			conns[i].sched, conns[i].out, conns[i].busy = queue[qhead], reqs[sent%len(reqs)], true
 			qhead++
+			sent++
 			inflight++
 		}
 		if !closed {

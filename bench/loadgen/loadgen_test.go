@@ -2,10 +2,13 @@ package loadgen_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +27,7 @@ func TestCountsNon200AsErrors(t *testing.T) {
 	}))
 	defer ts.Close()
 	addr := strings.TrimPrefix(ts.URL, "http://")
-	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: "/", Body: []byte("{}"), Conns: 2, Duration: time.Second, MaxRequests: 200})
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Path: "/", Bodies: [][]byte{[]byte("{}")}, Conns: 2, Duration: time.Second, MaxRequests: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,5 +210,47 @@ func TestSlowFraction(t *testing.T) {
 		if got := loadgen.SlowFraction(c.counts); got != c.want {
 			t.Errorf("SlowFraction(%v) = %v, want %v", c.counts, got, c.want)
 		}
+	}
+}
+
+// TestCyclesThroughBodies: the requests carry the bodies in turn, each
+// with its own Content-Length, and SignBodies builds distinct /sign
+// payloads and one /sign/batch body holding the batch.
+func TestCyclesThroughBodies(t *testing.T) {
+	bodies := loadgen.SignBodies("ed25519", 0, 3)
+	if len(bodies) != 3 {
+		t.Fatalf("SignBodies(/sign, 3 payloads): %d bodies", len(bodies))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ KeyType, Payload string }
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Method != http.MethodPost {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		seen[req.Payload]++
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: strings.TrimPrefix(ts.URL, "http://"), Path: "/sign", Bodies: bodies, Conns: 1, Duration: 5 * time.Second, MaxRequests: 30})
+	if err != nil || res.Errors > 0 || res.Requests != 30 {
+		t.Fatalf("%v, %v", res, err)
+	}
+	want := map[string]int{loadgen.Payload(0): 10, loadgen.Payload(1): 10, loadgen.Payload(2): 10}
+	if !reflect.DeepEqual(seen, want) {
+		t.Fatalf("payloads seen %v, want %v", seen, want)
+	}
+
+	batch := loadgen.SignBodies("secp256k1", 4, 99)
+	var b struct {
+		KeyType  string `json:"key_type"`
+		Payloads []string
+	}
+	if len(batch) != 1 || json.Unmarshal(batch[0], &b) != nil || b.KeyType != "secp256k1" ||
+		!reflect.DeepEqual(b.Payloads, []string{loadgen.Payload(0), loadgen.Payload(1), loadgen.Payload(2), loadgen.Payload(3)}) {
+		t.Fatalf("batch body %s", batch)
 	}
 }

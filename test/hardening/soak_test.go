@@ -48,7 +48,7 @@ func TestSustainedLoad(t *testing.T) {
 		{"/sign/batch", `{"key_type":"ed25519","payloads":["a","b","c","d","e","f","g","h"]}`, 100},
 	}
 	// Warm up, then take the starting RSS.
-	loadgen.Run(context.Background(), loadgen.Config{Addr: d.addr, Path: "/sign", Body: []byte(mixes[0].body), Conns: 4, Rate: 1000, Duration: 2 * time.Second})
+	loadgen.Run(context.Background(), loadgen.Config{Addr: d.addr, Path: "/sign", Bodies: [][]byte{[]byte(mixes[0].body)}, Conns: 4, Rate: 1000, Duration: 2 * time.Second})
 	rssStart := d.rssKiB(t)
 	var wg sync.WaitGroup
 	results := make([]loadgen.Result, len(mixes))
@@ -57,7 +57,7 @@ func TestSustainedLoad(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			results[i], errs[i] = loadgen.Run(context.Background(), loadgen.Config{Addr: d.addr, Path: mixes[i].path, Body: []byte(mixes[i].body), Conns: 8, Rate: mixes[i].rate, Duration: dur})
+			results[i], errs[i] = loadgen.Run(context.Background(), loadgen.Config{Addr: d.addr, Path: mixes[i].path, Bodies: [][]byte{[]byte(mixes[i].body)}, Conns: 8, Rate: mixes[i].rate, Duration: dur})
 		}(i)
 	}
 	// Sample RSS along the way.

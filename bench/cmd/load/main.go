@@ -23,21 +23,19 @@ func main() {
 	rate := flag.Float64("rate", 0, "open loop at this many requests/s (0: closed loop)")
 	dur := flag.Duration("duration", 5*time.Second, "run time")
 	maxReq := flag.Int64("max-requests", 0, "stop after this many requests (0: no limit)")
-	bodyFlag := flag.String("body", "", "request body (default: a sign request built from the flags)")
+	distinct := flag.Int("payloads", 64, "distinct payloads that /sign requests cycle through")
+	bodyFlag := flag.String("body", "", "request body (default: sign requests built from the flags)")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
-	body, _ := json.Marshal(map[string]string{"key_type": *keyType, "payload": "benchmark payload 0123456789"})
+	batchSize := 0
 	if strings.HasSuffix(*path, "/batch") {
-		payloads := make([]string, *batch)
-		for i := range payloads {
-			payloads[i] = fmt.Sprintf("benchmark payload %d", i)
-		}
-		body, _ = json.Marshal(map[string]any{"key_type": *keyType, "payloads": payloads})
+		batchSize = *batch
 	}
+	bodies := loadgen.SignBodies(*keyType, batchSize, *distinct)
 	if *bodyFlag != "" {
-		body = []byte(*bodyFlag)
+		bodies = [][]byte{[]byte(*bodyFlag)}
 	}
-	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: *addr, Path: *path, Body: body, Conns: *conns, Rate: *rate, Duration: *dur, MaxRequests: *maxReq, Warmup: time.Second})
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: *addr, Path: *path, Bodies: bodies, Conns: *conns, Rate: *rate, Duration: *dur, MaxRequests: *maxReq, Warmup: time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -69,8 +69,9 @@ func inProcess(mode string) float64 {
 	switch mode {
 	case "limit-secp256k1", "limit-ed25519":
 		k, _ := keys.Generate(keys.Alg(strings.TrimPrefix(mode, "limit-")))
-		msg := []byte("benchmark payload 0123456789")
-		op = func() { k.Sign(msg) }
+		msgs := payloads()
+		i := 0
+		op = func() { k.Sign(msgs[i%len(msgs)]); i++ }
 	case "verify-sample":
 		q, _ := os.ReadFile(filepath.Join(*sample, "quote.txt"))
 		privPEM, _ := os.ReadFile(filepath.Join(*sample, "private_key.pem"))
@@ -105,13 +106,14 @@ func inProcess(mode string) float64 {
 // median window. A server pinned to this core at 80 % of its peak falls
 // behind in each such window.
 func slowWindows(k *keys.PrivateKey, d time.Duration) float64 {
-	msg := []byte("benchmark payload 0123456789")
+	msgs := payloads()
 	const window = 5 * time.Millisecond
 	var counts []int64
 	start := time.Now()
-	end, n := start.Add(window), int64(0)
+	end, n, signed := start.Add(window), int64(0), 0
 	for time.Since(start) < d {
-		k.Sign(msg)
+		k.Sign(msgs[signed%len(msgs)])
+		signed++
 		n++
 		if now := time.Now(); now.After(end) {
 			counts = append(counts, n)
@@ -119,6 +121,17 @@ func slowWindows(k *keys.PrivateKey, d time.Duration) float64 {
 		}
 	}
 	return 100 * loadgen.SlowFraction(counts)
+}
+
+// payloads are the messages the in-process measurements sign, in turn:
+// the 64 that the load tool's /sign requests cycle through, and that each
+// /sign/batch request carries.
+func payloads() [][]byte {
+	msgs := make([][]byte, 64)
+	for i := range msgs {
+		msgs[i] = []byte(loadgen.Payload(i))
+	}
+	return msgs
 }
 
 // freeAddr returns a loopback address with a port free now (fixed ports in
@@ -274,32 +287,31 @@ func (s *server) rss() (cur, peak float64) {
 	return cur, peak
 }
 
-func signBody(alg string, batch int) []byte {
+// signArgs are the load tool's flags for signing requests with alg: /sign
+// when batch is 0, else /sign/batch with batch payloads a request. The load
+// tool builds the bodies (loadgen.SignBodies).
+func signArgs(alg string, batch int) []string {
 	if batch == 0 {
-		b, _ := json.Marshal(map[string]string{"key_type": alg, "payload": "benchmark payload 0123456789"})
-		return b
+		return []string{"-path", "/sign", "-key-type", alg}
 	}
-	payloads := make([]string, batch)
-	for i := range payloads {
-		payloads[i] = fmt.Sprintf("benchmark payload %d", i)
-	}
-	b, _ := json.Marshal(map[string]any{"key_type": alg, "payloads": payloads})
-	return b
+	return []string{"-path", "/sign/batch", "-key-type", alg, "-batch", strconv.Itoa(batch)}
 }
 
-// load runs the load tool as its own process on the load core.
-func load(addr, path string, body []byte, conns int, rate float64) (loadgen.Result, error) {
-	cmd := onCore(*loadCPU, *loadBin, "-json", "-addr", addr, "-path", path, "-body", string(body),
-		"-conns", strconv.Itoa(conns), "-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-duration", dur.String())
-	out, err := cmd.Output()
+// load runs the load tool as its own process on the load core, with the
+// request flags args (signArgs, or -path and -body).
+func load(addr string, args []string, conns int, rate float64) (loadgen.Result, error) {
+	what := strings.Join(args, " ")
+	args = append([]string{*loadBin, "-json", "-addr", addr, "-conns", strconv.Itoa(conns),
+		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-duration", dur.String()}, args...)
+	out, err := onCore(*loadCPU, args...).Output()
 	if err != nil {
-		return loadgen.Result{}, fmt.Errorf("load %s: %w", path, err)
+		return loadgen.Result{}, fmt.Errorf("load %s: %w", what, err)
 	}
 	var res loadgen.Result
 	if err := json.Unmarshal(out, &res); err != nil {
-		return res, fmt.Errorf("load %s: %w", path, err)
+		return res, fmt.Errorf("load %s: %w", what, err)
 	}
-	fmt.Fprintf(os.Stderr, "report:   %s %s conns=%d rate=%.0f: %v\n", addr, path, conns, rate, res)
+	fmt.Fprintf(os.Stderr, "report:   %s conns=%d rate=%.0f: %v\n", what, conns, rate, res)
 	return res, nil
 }
 
@@ -311,7 +323,7 @@ func cpuAt(srv *server, alg string, rate float64) (float64, error) {
 		return 0, err
 	}
 	t0 := time.Now()
-	res, err := load(srv.addr, "/sign", signBody(alg, 0), 16, rate)
+	res, err := load(srv.addr, signArgs(alg, 0), 16, rate)
 	if err != nil || res.Errors > 0 {
 		return 0, fmt.Errorf("/sign %s at %.0f/s: %v %v", alg, rate, res, err)
 	}
@@ -328,16 +340,16 @@ func cpuAt(srv *server, alg string, rate float64) (float64, error) {
 // before the run, and the peak is measured again just after it into drift;
 // the share of slow 100 ms windows in those two peak runs goes into unsteady.
 func openLoop(addr, alg string, frac float64, p99, drift, unsteady *series) error {
-	before, err := load(addr, "/sign", signBody(alg, 0), 16, 0)
+	before, err := load(addr, signArgs(alg, 0), 16, 0)
 	if err != nil || before.Errors > 0 {
 		return fmt.Errorf("/sign %s: %v %v", alg, before, err)
 	}
-	res, err := load(addr, "/sign", signBody(alg, 0), 16, frac*before.PerSecond)
+	res, err := load(addr, signArgs(alg, 0), 16, frac*before.PerSecond)
 	if err != nil || res.Errors > 0 {
 		return fmt.Errorf("/sign %s open loop: %v %v", alg, res, err)
 	}
 	p99.add(float64(res.P99.Microseconds())/1000, 0)
-	after, err := load(addr, "/sign", signBody(alg, 0), 16, 0)
+	after, err := load(addr, signArgs(alg, 0), 16, 0)
 	if err != nil || after.Errors > 0 {
 		return fmt.Errorf("/sign %s: %v %v", alg, after, err)
 	}
@@ -484,17 +496,15 @@ func run() error {
 
 	for r := 0; r < *repeats; r++ {
 		fmt.Fprintf(os.Stderr, "report: repeat %d/%d\n", r+1, *repeats)
-		// The host's speed drifts, so the limit is measured again just
-		// before each figure that is compared with it.
-		lim := map[string]float64{}
-		measureLimit := func(alg string) error {
+		// The host's speed drifts, so the limit is measured again around
+		// each figure that is compared with it.
+		measureLimit := func(alg string) (float64, error) {
 			v, err := measureInProcess("limit-" + alg)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			lim[alg] = v
-			limit[alg].add(v, v)
-			return nil
+			limit[alg].add(v, 0)
+			return v, nil
 		}
 		// Provisioning.
 		state := filepath.Join(tmp, fmt.Sprintf("state-%d", r))
@@ -530,29 +540,38 @@ func run() error {
 		}
 		hostSlow.add(sw, 0)
 		for _, alg := range []string{"secp256k1", "ed25519"} {
-			if err := measureLimit(alg); err != nil {
+			// Each throughput is compared with the mean of the limits
+			// measured just before and just after it, which cancels a
+			// steady drift of the host's speed across the figure.
+			limBefore, err := measureLimit(alg)
+			if err != nil {
 				return err
 			}
-			res, err := load(addr, "/sign", signBody(alg, 0), 16, 0)
+			res, err := load(addr, signArgs(alg, 0), 16, 0)
 			if err != nil || res.Errors > 0 {
 				return fmt.Errorf("/sign %s: %v %v", alg, res, err)
 			}
 			peak[alg] = res.PerSecond
-			sign[alg].add(res.PerSecond, lim[alg])
-			pres, err := load(baddr, "/sign", signBody(alg, 0), 16, 0)
+			pres, err := load(baddr, signArgs(alg, 0), 16, 0)
 			if err != nil || pres.Errors > 0 {
 				return fmt.Errorf("baseline %s: %v %v", alg, pres, err)
 			}
-			py[alg].add(pres.PerSecond, lim[alg])
 			vsPy[alg].add(peak[alg]/pres.PerSecond, 0)
-			if err := measureLimit(alg); err != nil {
+			limBetween, err := measureLimit(alg)
+			if err != nil {
 				return err
 			}
-			res, err = load(addr, "/sign/batch", signBody(alg, 64), 4, 0)
+			sign[alg].add(res.PerSecond, (limBefore+limBetween)/2)
+			py[alg].add(pres.PerSecond, (limBefore+limBetween)/2)
+			res, err = load(addr, signArgs(alg, 64), 4, 0)
 			if err != nil || res.Errors > 0 {
 				return fmt.Errorf("/sign/batch %s: %v %v", alg, res, err)
 			}
-			batch[alg].add(res.PerSecond*64, lim[alg])
+			limAfter, err := measureLimit(alg)
+			if err != nil {
+				return err
+			}
+			batch[alg].add(res.PerSecond*64, (limBetween+limAfter)/2)
 			for _, f := range []struct {
 				frac float64
 				s    *series
@@ -605,7 +624,7 @@ func run() error {
 			return err
 		}
 		body, _ := json.Marshal(map[string]string{"quote": strings.TrimSpace(string(sample))})
-		res, err := load(vaddr, "/dcap-tools/quote-parse", body, 16, 0)
+		res, err := load(vaddr, []string{"-path", "/dcap-tools/quote-parse", "-body", string(body)}, 16, 0)
 		ver.stop()
 		if err != nil || res.Errors > 0 {
 			return fmt.Errorf("quote-parse: %v %v", res, err)
@@ -649,7 +668,7 @@ func write(all []*series) error {
 		b.WriteString(" They run at the usual niceness (this user may not raise priority): the VM's background threads can take an equal share of their cores.")
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "Each figure is the median of %d repeats; the spread is min – max over them. Ratios are to the in-process limit measured on the same core just before the figure (the limit row gathers all those measurements).\n\n", *repeats)
+	fmt.Fprintf(&b, "Each figure is the median of %d repeats; the spread is min – max over them. Ratios are to the mean of the in-process limits measured on the same core just before and just after the figure (the limit rows gather all those measurements). The limit and the load tool sign the same 64 distinct payloads: /sign requests cycle through them, each /sign/batch request carries all 64, and the limit signs them in turn (one message signed over and over would keep secp256k1's nonce-indexed table entries in cache and sign some 5 %% faster).\n\n", *repeats)
 	b.WriteString("To reproduce one server figure by hand: `GOMAXPROCS=1 taskset -c 0 teesign serve --tee sim-tdx --compose examples/docker-compose.yaml --state /tmp/s --listen 127.0.0.1:49153 --log-level error`, then the figure's command pinned with `taskset -c 1`.\n\n")
 	b.WriteString("| figure | median | unit | spread | ratio to limit (median, spread) | target | met | reproduce |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range all {
