@@ -38,14 +38,14 @@ const eventLoopSupported = true
 // unanswered then count as errors. The loop also tallies responses per
 // 100 ms window and, in the open loop, the time it was behind schedule
 // (requests due, every connection busy).
-func eventLoop(ctx context.Context, c Config, reqs [][]byte, start, measureFrom time.Time) (lat []time.Duration, errs int64, tl tally, err error) {
+func eventLoop(ctx context.Context, c Config, reqs [][]byte) (lat []time.Duration, errs int64, tl tally, measureFrom time.Time, err error) {
 	addr, err := net.ResolveTCPAddr("tcp", c.Addr)
 	if err != nil {
-		return nil, 0, tl, err
+		return nil, 0, tl, measureFrom, err
 	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, 0, tl, fmt.Errorf("epoll_create1: %w", err)
+		return nil, 0, tl, measureFrom, fmt.Errorf("epoll_create1: %w", err)
 	}
 	defer unix.Close(ep)
 	conns := make([]*rawConn, c.Conns)
@@ -53,17 +53,22 @@ func eventLoop(ctx context.Context, c Config, reqs [][]byte, start, measureFrom 
 	for i := range conns {
 		fd, err := dialRaw(addr)
 		if err != nil {
-			return nil, 0, tl, err
+			return nil, 0, tl, measureFrom, err
 		}
 		defer unix.Close(fd)
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(i)}
 		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return nil, 0, tl, fmt.Errorf("epoll_ctl: %w", err)
+			return nil, 0, tl, measureFrom, fmt.Errorf("epoll_ctl: %w", err)
 		}
 		conns[i] = &rawConn{fd: fd, buf: make([]byte, 0, 4096)}
 		idle = append(idle, i)
 	}
 
+	// The clock starts once every connection is up: a server whose
+	// listen backlog is full makes a connect wait for the SYN to be sent
+	// again, a second or more.
+	start := time.Now()
+	measureFrom = start.Add(c.Warmup)
 	closed := c.Rate <= 0
 	var interval time.Duration
 	if !closed {
@@ -88,7 +93,7 @@ func eventLoop(ctx context.Context, c Config, reqs [][]byte, start, measureFrom 
 		now := time.Now()
 		if closed {
 			if !now.Before(end) {
-				return lat, errs, tl, nil
+				return lat, errs, tl, measureFrom, nil
 			}
 			for _, i := range idle { // every idle connection sends now
 				if !conns[i].dead && issued < c.MaxRequests {
@@ -129,16 +134,16 @@ func eventLoop(ctx context.Context, c Config, reqs [][]byte, start, measureFrom 
 		}
 		scheduling := (closed || next.Before(end)) && issued < c.MaxRequests
 		if !scheduling && qhead == len(queue) && inflight == 0 {
-			return lat, errs, tl, nil
+			return lat, errs, tl, measureFrom, nil
 		}
 		if live == 0 {
-			return lat, errs, tl, errors.New("every connection failed")
+			return lat, errs, tl, measureFrom, errors.New("every connection failed")
 		}
 		if !scheduling && now.After(end.Add(drain)) {
-			return lat, errs + int64(inflight+len(queue)-qhead), tl, nil
+			return lat, errs + int64(inflight+len(queue)-qhead), tl, measureFrom, nil
 		}
 		if polls%1024 == 0 && ctx.Err() != nil {
-			return lat, errs, tl, ctx.Err()
+			return lat, errs, tl, measureFrom, ctx.Err()
 		}
 
 		n, err := unix.EpollWait(ep, evs, 0)
@@ -146,7 +151,7 @@ func eventLoop(ctx context.Context, c Config, reqs [][]byte, start, measureFrom 
 			if err == unix.EINTR {
 				continue
 			}
-			return lat, errs, tl, fmt.Errorf("epoll_wait: %w", err)
+			return lat, errs, tl, measureFrom, fmt.Errorf("epoll_wait: %w", err)
 		}
 		for _, ev := range evs[:n] {
 			i := int(ev.Fd)

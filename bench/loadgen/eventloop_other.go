@@ -12,6 +12,6 @@ import (
 // send up to a millisecond late and so overstates latencies.
 const eventLoopSupported = false
 
-func eventLoop(ctx context.Context, c Config, reqs [][]byte, start, measureFrom time.Time) ([]time.Duration, int64, tally, error) {
+func eventLoop(ctx context.Context, c Config, reqs [][]byte) ([]time.Duration, int64, tally, time.Time, error) {
 	panic("unreachable")
 }

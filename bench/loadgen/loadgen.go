@@ -95,17 +95,16 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		c.MaxRequests = 1 << 40
 	}
 	reqs := buildRequests(c)
-	start := time.Now()
-	measureFrom := start.Add(c.Warmup)
 	var (
-		lat  []time.Duration
-		errs int64
-		tl   tally
+		lat         []time.Duration
+		errs        int64
+		tl          tally
+		measureFrom time.Time // end of the warm-up, which starts once the connections are up
 	)
 	if eventLoopSupported {
-		lat, errs, tl, err = eventLoop(ctx, c, reqs, start, measureFrom)
+		lat, errs, tl, measureFrom, err = eventLoop(ctx, c, reqs)
 	} else {
-		lat, errs, err = goroutineLoop(ctx, c, reqs, measureFrom)
+		lat, errs, measureFrom, err = goroutineLoop(ctx, c, reqs)
 	}
 	if len(lat) == 0 {
 		if err == nil {
@@ -183,7 +182,21 @@ func SlowFraction(windows []int64) float64 {
 
 // goroutineLoop runs one goroutine per connection, closed loop or open
 // loop fed by a Go timer, where the event loop is not available.
-func goroutineLoop(ctx context.Context, c Config, reqs [][]byte, measureFrom time.Time) ([]time.Duration, int64, error) {
+func goroutineLoop(ctx context.Context, c Config, reqs [][]byte) ([]time.Duration, int64, time.Time, error) {
+	conns := make([]net.Conn, 0, c.Conns)
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	for len(conns) < c.Conns {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.Addr)
+		if err != nil {
+			return nil, 0, time.Time{}, err
+		}
+		conns = append(conns, conn)
+	}
+	measureFrom := time.Now().Add(c.Warmup) // the connections are up
 	ctx, cancel := context.WithDeadline(ctx, measureFrom.Add(c.Duration))
 	defer cancel()
 	var issued, errs atomic.Int64
@@ -196,16 +209,10 @@ func goroutineLoop(ctx context.Context, c Config, reqs [][]byte, measureFrom tim
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
-	for i := 0; i < c.Conns; i++ {
+	for i, conn := range conns {
 		wg.Add(1)
-		go func(i int) {
+		go func(i int, conn net.Conn) {
 			defer wg.Done()
-			conn, err := net.Dial("tcp", c.Addr)
-			if err != nil {
-				errOnce.Do(func() { firstErr = err })
-				return
-			}
-			defer conn.Close()
 			go func() { <-ctx.Done(); conn.SetDeadline(time.Now()) }()
 			br := bufio.NewReaderSize(conn, 64<<10)
 			for n := issued.Add(1); ctx.Err() == nil && n <= c.MaxRequests; n = issued.Add(1) {
@@ -240,14 +247,14 @@ func goroutineLoop(ctx context.Context, c Config, reqs [][]byte, measureFrom tim
 				}
 				lat[i] = append(lat[i], end.Sub(t0))
 			}
-		}(i)
+		}(i, conn)
 	}
 	wg.Wait()
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	return all, errs.Load(), firstErr
+	return all, errs.Load(), measureFrom, firstErr
 }
 
 func schedule(ctx context.Context, rate float64, out chan<- time.Time) {
