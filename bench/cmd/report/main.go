@@ -349,6 +349,7 @@ func openLoop(addr, alg string, frac float64, p99, drift, unsteady *series) erro
 		return fmt.Errorf("/sign %s open loop: %v %v", alg, res, err)
 	}
 	p99.add(float64(res.P99.Microseconds())/1000, 0)
+	p99.latency(res)
 	after, err := load(addr, signArgs(alg, 0), 16, 0)
 	if err != nil || after.Errors > 0 {
 		return fmt.Errorf("/sign %s: %v %v", alg, after, err)
@@ -363,7 +364,8 @@ func openLoop(addr, alg string, frac float64, p99, drift, unsteady *series) erro
 type series struct {
 	name, unit, cmd string
 	vals            []float64
-	ratios          []float64 // to the limit, same repeat
+	ratios          []float64    // to the limit, same repeat
+	lat             [][4]float64 // load runs: p50, p90, p99, p99.9 in ms, each repeat
 	target          string
 	check           func(median float64) bool
 }
@@ -373,6 +375,28 @@ func (s *series) add(v, limit float64) {
 	if limit > 0 {
 		s.ratios = append(s.ratios, v/limit)
 	}
+}
+
+// latency notes a load run's percentiles.
+func (s *series) latency(r loadgen.Result) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	s.lat = append(s.lat, [4]float64{ms(r.P50), ms(r.P90), ms(r.P99), ms(r.P999)})
+}
+
+// latencies formats the median of each percentile over the repeats.
+func (s *series) latencies() string {
+	if len(s.lat) == 0 {
+		return ""
+	}
+	var q [4]string
+	for i := range q {
+		v := make([]float64, len(s.lat))
+		for j, l := range s.lat {
+			v[j] = l[i]
+		}
+		q[i] = num(median(v))
+	}
+	return strings.Join(q[:], " / ")
 }
 
 func median(v []float64) float64 {
@@ -562,7 +586,9 @@ func run() error {
 				return err
 			}
 			sign[alg].add(res.PerSecond, (limBefore+limBetween)/2)
+			sign[alg].latency(res)
 			py[alg].add(pres.PerSecond, (limBefore+limBetween)/2)
+			py[alg].latency(pres)
 			res, err = load(addr, signArgs(alg, 64), 4, 0)
 			if err != nil || res.Errors > 0 {
 				return fmt.Errorf("/sign/batch %s: %v %v", alg, res, err)
@@ -572,6 +598,7 @@ func run() error {
 				return err
 			}
 			batch[alg].add(res.PerSecond*64, (limBetween+limAfter)/2)
+			batch[alg].latency(res)
 			for _, f := range []struct {
 				frac float64
 				s    *series
@@ -630,6 +657,7 @@ func run() error {
 			return fmt.Errorf("quote-parse: %v %v", res, err)
 		}
 		parse.add(res.PerSecond, 0)
+		parse.latency(res)
 	}
 	return write(all)
 }
@@ -670,7 +698,7 @@ func write(all []*series) error {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Each figure is the median of %d repeats; the spread is min – max over them. Ratios are to the mean of the in-process limits measured on the same core just before and just after the figure (the limit rows gather all those measurements). The limit and the load tool sign the same 64 distinct payloads: /sign requests cycle through them, each /sign/batch request carries all 64, and the limit signs them in turn (one message signed over and over would keep secp256k1's nonce-indexed table entries in cache and sign some 5 %% faster).\n\n", *repeats)
 	b.WriteString("To reproduce one server figure by hand: `GOMAXPROCS=1 taskset -c 0 teesign serve --tee sim-tdx --compose examples/docker-compose.yaml --state /tmp/s --listen 127.0.0.1:49153 --log-level error`, then the figure's command pinned with `taskset -c 1`.\n\n")
-	b.WriteString("| figure | median | unit | spread | ratio to limit (median, spread) | target | met | reproduce |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| figure | median | unit | spread | latency p50 / p90 / p99 / p99.9, ms (median of each) | ratio to limit (median, spread) | target | met | reproduce |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range all {
 		m := median(s.vals)
 		ratio, met := "", ""
@@ -687,13 +715,16 @@ func write(all []*series) error {
 				met = "yes"
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | `%s` |\n", s.name, num(m), s.unit, spread(s.vals), ratio, s.target, met, s.cmd)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | `%s` |\n", s.name, num(m), s.unit, spread(s.vals), s.latencies(), ratio, s.target, met, s.cmd)
 	}
 	b.WriteString(`
 Reading the rows. The load tool busy-polls its sockets, in the closed loop too: a load tool asleep
 in epoll_wait makes the server wake it on every response, an inter-processor interrupt on a VM paid
 inside the server's write(2), 12 % of the server's core at the /sign peak by perf. The Python
-baseline is measured with the same tool, just after teesign. "Peak" is the closed-loop /sign
+baseline is measured with the same tool, just after teesign. The latency column is per request
+(a /sign/batch request carries 64 payloads); in a closed loop it includes the wait behind the other
+connections' requests, so the open-loop rows are the ones that say what a caller waits at a given
+load. "Peak" is the closed-loop /sign
 throughput with 16 connections, measured just before each open-loop run; the open loop then sends at
 a fixed fraction of it, on schedule, each latency counting from the scheduled start (a wait for a
 free connection included; a request unanswered at the end is an error). In an open loop a request
