@@ -294,16 +294,21 @@ func buildRequests(c Config) [][]byte {
 	return reqs
 }
 
-// Payload is the i-th of the distinct messages the benchmarks sign: the
-// load tool's requests and the in-process limit cycle through the same
+// Payloads returns the first n of the distinct messages the benchmarks
+// sign: the load tool's requests and the in-process limit use the same
 // ones, since how fast a message signs can depend on the message (see
 // SignBodies).
-func Payload(i int) string { return "benchmark payload " + strconv.Itoa(i) }
+func Payloads(n int) []string {
+	p := make([]string, n)
+	for i := range p {
+		p[i] = "benchmark payload " + strconv.Itoa(i)
+	}
+	return p
+}
 
 // SignBodies returns the JSON bodies of a run against /sign (batch 0) or
-// /sign/batch for keyType. A /sign run cycles through distinct payloads
-// Payload(0) .. Payload(distinct-1), one a request; each /sign/batch
-// request carries Payload(0) .. Payload(batch-1).
+// /sign/batch for keyType. A /sign run cycles through Payloads(distinct),
+// one a request; each /sign/batch request carries Payloads(batch).
 //
 // Distinct payloads matter: secp256k1 signing looks up a precomputed table
 // at offsets taken from its nonce, and RFC 6979 derives the nonce from
@@ -312,16 +317,12 @@ func Payload(i int) string { return "benchmark payload " + strconv.Itoa(i) }
 // reads its tables in constant time and shows no difference).
 func SignBodies(keyType string, batch, distinct int) [][]byte {
 	if batch > 0 {
-		payloads := make([]string, batch)
-		for i := range payloads {
-			payloads[i] = Payload(i)
-		}
-		b, _ := json.Marshal(map[string]any{"key_type": keyType, "payloads": payloads})
+		b, _ := json.Marshal(map[string]any{"key_type": keyType, "payloads": Payloads(batch)})
 		return [][]byte{b}
 	}
 	bodies := make([][]byte, max(distinct, 1))
-	for i := range bodies {
-		bodies[i], _ = json.Marshal(map[string]string{"key_type": keyType, "payload": Payload(i)})
+	for i, p := range Payloads(len(bodies)) {
+		bodies[i], _ = json.Marshal(map[string]string{"key_type": keyType, "payload": p})
 	}
 	return bodies
 }

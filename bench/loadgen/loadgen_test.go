@@ -239,7 +239,13 @@ func TestCyclesThroughBodies(t *testing.T) {
 	if err != nil || res.Errors > 0 || res.Requests != 30 {
 		t.Fatalf("%v, %v", res, err)
 	}
-	want := map[string]int{loadgen.Payload(0): 10, loadgen.Payload(1): 10, loadgen.Payload(2): 10}
+	want := map[string]int{}
+	for _, p := range loadgen.Payloads(3) {
+		want[p] = 10
+	}
+	if len(want) != 3 {
+		t.Fatalf("Payloads(3) = %q: not distinct", loadgen.Payloads(3))
+	}
 	if !reflect.DeepEqual(seen, want) {
 		t.Fatalf("payloads seen %v, want %v", seen, want)
 	}
@@ -250,7 +256,7 @@ func TestCyclesThroughBodies(t *testing.T) {
 		Payloads []string
 	}
 	if len(batch) != 1 || json.Unmarshal(batch[0], &b) != nil || b.KeyType != "secp256k1" ||
-		!reflect.DeepEqual(b.Payloads, []string{loadgen.Payload(0), loadgen.Payload(1), loadgen.Payload(2), loadgen.Payload(3)}) {
+		!reflect.DeepEqual(b.Payloads, loadgen.Payloads(4)) {
 		t.Fatalf("batch body %s", batch)
 	}
 }

@@ -123,13 +123,16 @@ func slowWindows(k *keys.PrivateKey, d time.Duration) float64 {
 	return 100 * loadgen.SlowFraction(counts)
 }
 
-// payloads are the messages the in-process measurements sign, in turn:
-// the 64 that the load tool's /sign requests cycle through, and that each
-// /sign/batch request carries.
+// mix is how many distinct payloads every measurement signs: the load
+// tool's /sign requests cycle through them, each /sign/batch request
+// carries them all, and the in-process measurements sign them in turn.
+const mix = 64
+
+// payloads are the mix's messages.
 func payloads() [][]byte {
-	msgs := make([][]byte, 64)
-	for i := range msgs {
-		msgs[i] = []byte(loadgen.Payload(i))
+	var msgs [][]byte
+	for _, p := range loadgen.Payloads(mix) {
+		msgs = append(msgs, []byte(p))
 	}
 	return msgs
 }
@@ -287,14 +290,14 @@ func (s *server) rss() (cur, peak float64) {
 	return cur, peak
 }
 
-// signArgs are the load tool's flags for signing requests with alg: /sign
-// when batch is 0, else /sign/batch with batch payloads a request. The load
-// tool builds the bodies (loadgen.SignBodies).
-func signArgs(alg string, batch int) []string {
-	if batch == 0 {
-		return []string{"-path", "/sign", "-key-type", alg}
+// signArgs are the load tool's flags for signing requests with alg, each
+// a /sign/batch of the whole mix if batch, else a /sign of one of its
+// payloads. The load tool builds the bodies (loadgen.SignBodies).
+func signArgs(alg string, batch bool) []string {
+	if batch {
+		return []string{"-path", "/sign/batch", "-key-type", alg, "-batch", strconv.Itoa(mix)}
 	}
-	return []string{"-path", "/sign/batch", "-key-type", alg, "-batch", strconv.Itoa(batch)}
+	return []string{"-path", "/sign", "-key-type", alg, "-payloads", strconv.Itoa(mix)}
 }
 
 // load runs the load tool as its own process on the load core, with the
@@ -323,7 +326,7 @@ func cpuAt(srv *server, alg string, rate float64) (float64, error) {
 		return 0, err
 	}
 	t0 := time.Now()
-	res, err := load(srv.addr, signArgs(alg, 0), 16, rate)
+	res, err := load(srv.addr, signArgs(alg, false), 16, rate)
 	if err != nil || res.Errors > 0 {
 		return 0, fmt.Errorf("/sign %s at %.0f/s: %v %v", alg, rate, res, err)
 	}
@@ -340,17 +343,17 @@ func cpuAt(srv *server, alg string, rate float64) (float64, error) {
 // before the run, and the peak is measured again just after it into drift;
 // the share of slow 100 ms windows in those two peak runs goes into unsteady.
 func openLoop(addr, alg string, frac float64, p99, drift, unsteady *series) error {
-	before, err := load(addr, signArgs(alg, 0), 16, 0)
+	before, err := load(addr, signArgs(alg, false), 16, 0)
 	if err != nil || before.Errors > 0 {
 		return fmt.Errorf("/sign %s: %v %v", alg, before, err)
 	}
-	res, err := load(addr, signArgs(alg, 0), 16, frac*before.PerSecond)
+	res, err := load(addr, signArgs(alg, false), 16, frac*before.PerSecond)
 	if err != nil || res.Errors > 0 {
 		return fmt.Errorf("/sign %s open loop: %v %v", alg, res, err)
 	}
 	p99.add(float64(res.P99.Microseconds())/1000, 0)
 	p99.latency(res)
-	after, err := load(addr, signArgs(alg, 0), 16, 0)
+	after, err := load(addr, signArgs(alg, false), 16, 0)
 	if err != nil || after.Errors > 0 {
 		return fmt.Errorf("/sign %s: %v %v", alg, after, err)
 	}
@@ -477,7 +480,7 @@ func run() error {
 		sign[alg] = mk("teesign POST /sign "+alg+", 16 conns", "req/s", "go run ./bench/cmd/load -key-type "+alg+" -conns 16", fmt.Sprintf("≥ %.2f × limit", t), ratioAtLeast(t))
 	}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
-		batch[alg] = mk("teesign POST /sign/batch "+alg+" (64/request), 4 conns", "sig/s", "go run ./bench/cmd/load -path /sign/batch -batch 64 -key-type "+alg+" -conns 4", "≥ 0.90 × limit", ratioAtLeast(0.90))
+		batch[alg] = mk(fmt.Sprintf("teesign POST /sign/batch %s (%d/request), 4 conns", alg, mix), "sig/s", fmt.Sprintf("go run ./bench/cmd/load -path /sign/batch -batch %d -key-type %s -conns 4", mix, alg), "≥ 0.90 × limit", ratioAtLeast(0.90))
 	}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
 		p99at70[alg] = mk("teesign /sign "+alg+" p99 at 70% of peak (open loop)", "ms", "go run ./bench/cmd/load -key-type "+alg+" -conns 16 -rate <0.7×peak just measured>", "", nil)
@@ -571,12 +574,12 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			res, err := load(addr, signArgs(alg, 0), 16, 0)
+			res, err := load(addr, signArgs(alg, false), 16, 0)
 			if err != nil || res.Errors > 0 {
 				return fmt.Errorf("/sign %s: %v %v", alg, res, err)
 			}
 			peak[alg] = res.PerSecond
-			pres, err := load(baddr, signArgs(alg, 0), 16, 0)
+			pres, err := load(baddr, signArgs(alg, false), 16, 0)
 			if err != nil || pres.Errors > 0 {
 				return fmt.Errorf("baseline %s: %v %v", alg, pres, err)
 			}
@@ -589,7 +592,7 @@ func run() error {
 			sign[alg].latency(res)
 			py[alg].add(pres.PerSecond, (limBefore+limBetween)/2)
 			py[alg].latency(pres)
-			res, err = load(addr, signArgs(alg, 64), 4, 0)
+			res, err = load(addr, signArgs(alg, true), 4, 0)
 			if err != nil || res.Errors > 0 {
 				return fmt.Errorf("/sign/batch %s: %v %v", alg, res, err)
 			}
@@ -597,7 +600,7 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			batch[alg].add(res.PerSecond*64, (limBetween+limAfter)/2)
+			batch[alg].add(res.PerSecond*mix, (limBetween+limAfter)/2)
 			batch[alg].latency(res)
 			for _, f := range []struct {
 				frac float64
@@ -696,7 +699,7 @@ func write(all []*series) error {
 		b.WriteString(" They run at the usual niceness (this user may not raise priority): the VM's background threads can take an equal share of their cores.")
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "Each figure is the median of %d repeats; the spread is min – max over them. Ratios are to the mean of the in-process limits measured on the same core just before and just after the figure (the limit rows gather all those measurements). The limit and the load tool sign the same 64 distinct payloads: /sign requests cycle through them, each /sign/batch request carries all 64, and the limit signs them in turn (one message signed over and over would keep secp256k1's nonce-indexed table entries in cache and sign some 5 %% faster).\n\n", *repeats)
+	fmt.Fprintf(&b, "Each figure is the median of %d repeats; the spread is min – max over them. Ratios are to the mean of the in-process limits measured on the same core just before and just after the figure (the limit rows gather all those measurements). The limit and the load tool sign the same %d distinct payloads: /sign requests cycle through them, each /sign/batch request carries them all, and the limit signs them in turn (one message signed over and over would keep secp256k1's nonce-indexed table entries in cache and sign some 5 %% faster).\n\n", *repeats, mix)
 	b.WriteString("To reproduce one server figure by hand: `GOMAXPROCS=1 taskset -c 0 teesign serve --tee sim-tdx --compose examples/docker-compose.yaml --state /tmp/s --listen 127.0.0.1:49153 --log-level error`, then the figure's command pinned with `taskset -c 1`.\n\n")
 	b.WriteString("| figure | median | unit | spread | latency p50 / p90 / p99 / p99.9, ms (median of each) | ratio to limit (median, spread) | target | met | reproduce |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range all {
