@@ -224,7 +224,7 @@ func TestCyclesThroughBodies(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ KeyType, Payload string }
+		var req struct{ Payload string }
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Method != http.MethodPost {
 			http.Error(w, "bad body", http.StatusBadRequest)
 			return

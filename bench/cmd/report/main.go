@@ -705,7 +705,7 @@ func write(all []*series) error {
 	for _, s := range all {
 		m := median(s.vals)
 		ratio, met := "", ""
-		if len(s.ratios) > 0 && !strings.HasPrefix(s.name, "limit") {
+		if len(s.ratios) > 0 {
 			ratio = fmt.Sprintf("%s (%s)", num(median(s.ratios)), spread(s.ratios))
 		}
 		if s.check != nil {
