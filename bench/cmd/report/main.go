@@ -725,7 +725,7 @@ Reading the rows. The load tool busy-polls its sockets, in the closed loop too: 
 in epoll_wait makes the server wake it on every response, an inter-processor interrupt on a VM paid
 inside the server's write(2), 12 % of the server's core at the /sign peak by perf. The Python
 baseline is measured with the same tool, just after teesign. The latency column is per request
-(a /sign/batch request carries 64 payloads); in a closed loop it includes the wait behind the other
+(a /sign/batch request carries the whole mix); in a closed loop it includes the wait behind the other
 connections' requests, so the open-loop rows are the ones that say what a caller waits at a given
 load. "Peak" is the closed-loop /sign
 throughput with 16 connections, measured just before each open-loop run; the open loop then sends at
