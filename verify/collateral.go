@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/teesign/teesign/internal/atomicfile"
@@ -55,6 +56,16 @@ type fetcher struct {
 	src CollateralSource
 	ctx context.Context
 	now func() time.Time
+
+	// memo keeps this verification's responses, so that teesign's own
+	// collateral checks read exactly what the libraries were given.
+	mu   sync.Mutex
+	memo map[string]memoEntry
+}
+
+type memoEntry struct {
+	header map[string][]string
+	body   []byte
 }
 
 func newFetcher(ctx context.Context, src *CollateralSource, now time.Time) *fetcher {
@@ -77,7 +88,7 @@ func newFetcher(ctx context.Context, src *CollateralSource, now time.Time) *fetc
 	if s.Client == nil {
 		s.Client = &http.Client{Timeout: s.Timeout}
 	}
-	return &fetcher{src: s, ctx: ctx, now: func() time.Time { return now }}
+	return &fetcher{src: s, ctx: ctx, now: func() time.Time { return now }, memo: map[string]memoEntry{}}
 }
 
 // rewrite points Intel's and AMD's URLs at the configured services.
@@ -118,6 +129,22 @@ func (f *fetcher) Get(u string) (map[string][]string, []byte, error) {
 // The cache is keyed by Intel's or AMD's URL, whichever service answers:
 // collateral is signed, and checked after it comes out of the cache.
 func (f *fetcher) GetContext(ctx context.Context, u string) (map[string][]string, []byte, error) {
+	f.mu.Lock()
+	m, ok := f.memo[u]
+	f.mu.Unlock()
+	if ok {
+		return m.header, m.body, nil
+	}
+	header, body, err := f.getContext(ctx, u)
+	if err == nil {
+		f.mu.Lock()
+		f.memo[u] = memoEntry{header, body}
+		f.mu.Unlock()
+	}
+	return header, body, err
+}
+
+func (f *fetcher) getContext(ctx context.Context, u string) (map[string][]string, []byte, error) {
 	if f.src.CacheDir != "" {
 		if data, err := os.ReadFile(f.cachePath(u)); err == nil {
 			var c cached

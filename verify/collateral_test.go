@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,7 +85,7 @@ func TestTDXCollateral(t *testing.T) {
 		ts := httptest.NewServer(srv)
 		defer ts.Close()
 		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{
-			KeyType: "ed25519", TrustedCerts: roots, Policy: pol, Now: now,
+			KeyType: "ed25519", TrustedCerts: roots, Policy: pol, AnyWorkload: true, Now: now,
 			Collateral: &verify.CollateralSource{PCCSURL: ts.URL, CacheDir: cache, Retries: -1},
 		})
 		if err != nil {
@@ -114,23 +115,69 @@ func TestTDXCollateral(t *testing.T) {
 		t.Fatalf("after nextUpdate: %d requests, want 4", n)
 	}
 
-	// OutOfDate is reported by name and rejected unless the policy accepts it.
-	res, _ = run(simtee.PCSOptions{TCBStatus: "OutOfDate"}, nil, "", time.Time{})
-	if res.Valid || res.TCBStatus != "OutOfDate" || !strings.Contains(res.Checks[2].Reason, "OutOfDate is not accepted") {
-		t.Fatalf("OutOfDate: %+v", res.Checks)
-	}
-	res, _ = run(simtee.PCSOptions{TCBStatus: "OutOfDate"}, &validate.Policy{AcceptedTCBStatus: []string{"UpToDate", "OutOfDate"}}, "", time.Time{})
-	if !res.Valid || res.TCBStatus != "OutOfDate" {
-		t.Fatalf("OutOfDate accepted by policy: %+v", res.Checks)
-	}
-	res, _ = run(simtee.PCSOptions{TCBStatus: "SWHardeningNeeded"}, nil, "", time.Time{})
-	if res.Valid || res.TCBStatus != "SWHardeningNeeded" {
-		t.Fatalf("SWHardeningNeeded: %+v", res.Checks)
-	}
 	// A revoked PCK certificate fails tcb_status.
 	res, _ = run(simtee.PCSOptions{RevokePCK: true}, nil, "", time.Time{})
-	if res.Valid || status(res)["tcb_status"] != "fail" || !strings.Contains(res.Checks[2].Reason, "revoked") {
+	if tc := byName(res, "tcb_status"); res.Valid || tc.Status != "fail" || !slices.Equal(tc.Rules, []string{verify.RuleRevocation}) {
 		t.Fatalf("revoked PCK: %+v", res.Checks)
+	}
+}
+
+// Each TCB status is reported by name, for the platform and for the QE,
+// and passes only when the policy accepts it; accepting one skips no check.
+func TestTDXCollateralStatusByName(t *testing.T) {
+	dir, q, msg, sig := simTDXQuote(t)
+	roots := trusted(t, filepath.Join(dir, simtee.TDXRootFile))
+	run := func(pcsOpts simtee.PCSOptions, accepted ...string) *verify.Result {
+		t.Helper()
+		pcs, err := simtee.NewPCS(dir, pcsOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(pcs)
+		defer ts.Close()
+		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{
+			KeyType: "ed25519", TrustedCerts: roots, Policy: &validate.Policy{AcceptedTCBStatus: accepted}, AnyWorkload: true,
+			Collateral: &verify.CollateralSource{PCCSURL: ts.URL, Retries: -1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for _, st := range []string{"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded"} {
+		for _, who := range []string{"platform", "QE"} {
+			o := simtee.PCSOptions{TCBStatus: st}
+			if who == "QE" {
+				o = simtee.PCSOptions{QEStatus: st}
+			}
+			res := run(o)
+			tc := byName(res, "tcb_status")
+			if got := map[string]string{"platform": res.TCBStatus, "QE": res.QEStatus}[who]; got != st {
+				t.Errorf("%s %s: reported as %q", who, st, got)
+			}
+			if (st == "UpToDate") != res.Valid || (st != "UpToDate" && !slices.Equal(tc.Rules, []string{verify.RuleTCBStatus})) {
+				t.Errorf("%s %s by default: valid %v, %+v", who, st, res.Valid, tc)
+			}
+			if res := run(o, "UpToDate", st); !res.Valid {
+				t.Errorf("%s %s accepted by the policy: %+v", who, st, res.Checks)
+			}
+		}
+	}
+	// Revoked is reported by name and never accepted.
+	res := run(simtee.PCSOptions{TCBStatus: "Revoked"})
+	if res.Valid || res.TCBStatus != "Revoked" {
+		t.Fatalf("Revoked: %+v", res.Checks)
+	}
+	// go-tdx-guest stops at a status other than UpToDate before it compares
+	// the QE report with the QE identity: with OutOfDate accepted, a QE
+	// identity the QE does not match must still fail, naming the QE check.
+	wrong := make([]byte, 32)
+	for _, st := range []string{"UpToDate", "OutOfDate"} {
+		res := run(simtee.PCSOptions{TCBStatus: st, QEMRSigner: wrong}, "UpToDate", "OutOfDate")
+		tc := byName(res, "tcb_status")
+		if res.Valid || tc.Status != "fail" || !slices.Equal(tc.Rules, []string{verify.RuleQEIdentity}) || !strings.Contains(tc.Reason, "MRSIGNER") {
+			t.Errorf("TCB %s, QE identity of another signer: valid %v, %+v", st, res.Valid, tc)
+		}
 	}
 }
 
@@ -160,7 +207,7 @@ func TestCollateralServerDownIsAClearErrorNotAHang(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		done := make(chan *verify.Result, 1)
 		go func() {
-			res, _ := verify.Verify(ctx, q, msg, sig, verify.Options{KeyType: "ed25519", TrustedCerts: roots,
+			res, _ := verify.Verify(ctx, q, msg, sig, verify.Options{KeyType: "ed25519", TrustedCerts: roots, AnyWorkload: true,
 				Collateral: &verify.CollateralSource{PCCSURL: url, Timeout: 200 * time.Millisecond, Retries: 2, Backoff: 10 * time.Millisecond}})
 			done <- res
 		}()
@@ -190,7 +237,7 @@ func TestCollateralRetriesThrottling(t *testing.T) {
 		pcs.ServeHTTP(w, r)
 	}))
 	defer ts.Close()
-	res, _ := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", TrustedCerts: roots,
+	res, _ := verify.Verify(context.Background(), q, msg, sig, verify.Options{KeyType: "ed25519", TrustedCerts: roots, AnyWorkload: true,
 		Collateral: &verify.CollateralSource{PCCSURL: ts.URL, Backoff: 5 * time.Millisecond}})
 	if !res.Valid || calls.Load() != 8 {
 		t.Fatalf("%d calls: %+v", calls.Load(), res.Checks)
@@ -217,7 +264,7 @@ func TestSNPCollateralFromKDS(t *testing.T) {
 		srv := &counting{h: kds}
 		ts := httptest.NewServer(srv)
 		// Only ARK and ASK: the VCEK comes from the (simulated) KDS.
-		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{TrustedCerts: certs[:2],
+		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{TrustedCerts: certs[:2], AnyWorkload: true,
 			Collateral: &verify.CollateralSource{KDSURL: ts.URL, Retries: -1}})
 		ts.Close()
 		if err != nil {

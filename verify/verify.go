@@ -54,11 +54,18 @@ type Check struct {
 	Name   string `json:"name"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Rules name what failed, for checks made of several rules: the
+	// policy's violated fields and hygiene rules (package validate), or
+	// the part of the collateral that failed (RuleQEIdentity, ...).
+	Rules []string `json:"rules,omitempty"`
 }
 
 // Result is the outcome of Verify.
 type Result struct {
-	// Valid is true only when no check failed.
+	// Valid is true only when no check failed: the quote is genuine
+	// hardware evidence under a trusted root, the workload it measures is
+	// the one pinned (or AnyWorkload was asked for, and AnyWorkload is
+	// then true), it binds the public key, and the key made the signature.
 	Valid bool `json:"valid"`
 	// TEE is "tdx" or "sev-snp" ("" when the quote could not be read).
 	TEE string `json:"tee"`
@@ -66,15 +73,20 @@ type Result struct {
 	KeyType string `json:"key_type"`
 	// Checks are every check, in order.
 	Checks []Check `json:"checks"`
+	// AnyWorkload is true when the workload was not pinned and any
+	// workload was accepted on request (Options.AnyWorkload).
+	AnyWorkload bool `json:"any_workload,omitempty"`
 	// Measurements are the quote's fields (lowercase hex).
 	Measurements map[string]any `json:"measurements,omitempty"`
 	// PublicKey is the bound public key as PEM.
 	PublicKey string `json:"public_key,omitempty"`
 	// EthereumAddress is the EIP-55 address of a bound secp256k1 key.
 	EthereumAddress string `json:"ethereum_address,omitempty"`
-	// TCBStatus is the platform's TCB status from the collateral
+	// TCBStatus is the TDX platform's TCB status from the collateral
 	// (UpToDate, OutOfDate, ...), or "" when unchecked.
 	TCBStatus string `json:"tcb_status,omitempty"`
+	// QEStatus is the TCB status of the TDX quoting enclave, or "".
+	QEStatus string `json:"qe_status,omitempty"`
 	// Signer is the address recovered from an Ethereum-format signature.
 	Signer string `json:"signer,omitempty"`
 }
@@ -93,29 +105,46 @@ const (
 )
 
 // Options tune Verify. The zero value verifies a secp256k1 signature
-// offline against Intel's and AMD's roots with no measurement policy.
+// against Intel's and AMD's roots with collateral from Intel PCS and AMD
+// KDS, and reports it invalid: the workload must be pinned (Policy) or
+// any workload accepted explicitly (AnyWorkload).
 type Options struct {
-	// KeyType is "secp256k1" (default) or "ed25519".
+	// KeyType is "secp256k1" or "ed25519"; "" means the type of
+	// PublicKeyPEM when given, else secp256k1.
 	KeyType string
 	// PublicKeyPEM, when set, must be the key bound in the quote.
 	PublicKeyPEM []byte
-	// Policy checks measurements; nil checks only debug-off.
+	// Policy pins the workload's measurements and sets hygiene rules and
+	// accepted TCB statuses. Without a policy that pins the quote's
+	// workload (validate.Policy.PinsWorkload), the policy check fails
+	// unless AnyWorkload is set.
 	Policy *validate.Policy
+	// AnyWorkload accepts a quote whose workload no policy pins. The
+	// result then says "any workload accepted" and sets AnyWorkload: it
+	// proves only that some workload on genuine hardware made the
+	// signature.
+	AnyWorkload bool
 	// TrustedCerts are extra certificates to trust (e.g. teesign's
-	// sim-root.pem): self-signed ones become roots. For SEV-SNP they may
-	// also hold the ASK and the VCEK.
+	// sim-root.pem or sim-sev-snp-root.pem), told apart by what they are:
+	// self-signed ECDSA CA certificates are Intel-style roots; AMD's roles
+	// as AMD describes them (see AMDCerts). A certificate that fits no role
+	// is an error.
 	TrustedCerts []*x509.Certificate
+	// AMD gives SEV-SNP trust certificates by role; they are added to
+	// those found in TrustedCerts.
+	AMD AMDCerts
 	// CertTable is a SEV-SNP certificate table (AMD's GUID table, as the
 	// host returns it with an extended report and teesign serves it in
-	// /attestation as cert_table). Only its VCEK is used, and only after
-	// it chains to a trusted root.
+	// /attestation as cert_table). Only its VCEK or VLEK is used, and only
+	// after it chains to a trusted root.
 	CertTable []byte
 	// Offline skips collateral: tcb_status is reported as unchecked.
 	Offline bool
 	// Collateral says where to fetch collateral and where to cache it
 	// (nil: Intel PCS and AMD KDS, no cache).
 	Collateral *CollateralSource
-	// Now is the time at which certificates must be valid (default now).
+	// Now is the time at which certificates and collateral must be valid
+	// (default now).
 	Now time.Time
 	// Format is the signature's format: FormatDER (default),
 	// FormatEthPersonalSign or FormatEthRaw (secp256k1 only).
@@ -153,25 +182,28 @@ type run struct {
 	failed bool
 }
 
-func (r *run) add(name, status, reason string) {
-	r.res.Checks = append(r.res.Checks, Check{Name: name, Status: status, Reason: reason})
+func (r *run) add(name, status, reason string, rules ...string) {
+	r.res.Checks = append(r.res.Checks, Check{Name: name, Status: status, Reason: reason, Rules: rules})
 	if status == Fail {
 		r.failed = true
 	}
 }
 
-// Verify checks quoteText (hex or base64), message and signature. It
-// returns an error only for unusable options; a quote, key or signature
-// that fails is reported in the Result with Valid false.
+// UnpinnedReason is the policy check's reason when nothing pins the
+// workload.
+const UnpinnedReason = "the workload is not pinned, so any workload on a genuine machine would pass: " +
+	"give a policy that pins its measurements (--policy FILE, Options.Policy) " +
+	"or accept any workload explicitly (--any-workload, Options.AnyWorkload)"
+
+// RuleUnpinned is the policy rule that fails when nothing pins the
+// workload.
+const RuleUnpinned = "workload_pinned"
+
+// Verify checks quoteText (raw, hex or base64), message and signature. It
+// returns an error only for unusable options (including a trusted
+// certificate that fits no role); a quote, key or signature that fails is
+// reported in the Result with Valid false.
 func Verify(ctx context.Context, quoteText, message, signature []byte, o Options) (*Result, error) {
-	alg := keys.DefaultAlg
-	if o.KeyType != "" {
-		a, err := keys.ParseAlg(o.KeyType)
-		if err != nil {
-			return nil, err
-		}
-		alg = a
-	}
 	var wantKey *keys.PublicKey
 	if o.PublicKeyPEM != nil {
 		k, err := keys.ParsePublicKeyPEM(o.PublicKeyPEM)
@@ -179,6 +211,20 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 			return nil, fmt.Errorf("expected public key (Options.PublicKeyPEM): %w", err)
 		}
 		wantKey = k
+	}
+	alg := keys.DefaultAlg
+	switch {
+	case o.KeyType != "":
+		a, err := keys.ParseAlg(o.KeyType)
+		if err != nil {
+			return nil, err
+		}
+		alg = a
+		if wantKey != nil && wantKey.Alg() != a {
+			return nil, fmt.Errorf("key type %s disagrees with the %s public key given", a, wantKey.Alg())
+		}
+	case wantKey != nil:
+		alg = wantKey.Alg()
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -191,6 +237,15 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 		}
 	default:
 		return nil, fmt.Errorf("unknown signature format %q: use der, eth_personal_sign or eth_raw", o.Format)
+	}
+	if o.Policy != nil {
+		if err := o.Policy.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	trusted, err := sortTrusted(o.TrustedCerts, o.AMD)
+	if err != nil {
+		return nil, err
 	}
 	r := &run{res: &Result{KeyType: string(alg)}}
 	raw, kind, err := quote.Decode(quoteText)
@@ -210,55 +265,49 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// 1. quote_signature and cert_chain; 2. tcb_status.
+	// 1. quote_signature and cert_chain; 2. tcb_status; 3. policy.
 	var f *fetcher
 	if !o.Offline {
 		f = newFetcher(ctx, o.Collateral, o.Now)
 	}
-	var chainErr, sigErr error
-	var tcb tcbOutcome
+	var ev evidence
 	if kind == quote.TDX {
-		chainErr, sigErr, tcb = checkTDX(ctx, raw, o, f)
+		ev = checkTDX(ctx, raw, o, trusted, f)
 	} else {
-		chainErr, sigErr, tcb = checkSNP(ctx, raw, o, f)
+		ev = checkSNP(ctx, raw, o, trusted, f)
 	}
-	if sigErr != nil {
-		r.add(CheckQuoteSignature, Fail, sigErr.Error())
+	if ev.sigErr != nil {
+		r.add(CheckQuoteSignature, Fail, ev.sigErr.Error())
 	} else {
 		r.add(CheckQuoteSignature, Pass, "")
 	}
-	if chainErr != nil {
-		r.add(CheckCertChain, Fail, chainErr.Error())
+	if ev.chainErr != nil {
+		r.add(CheckCertChain, Fail, ev.chainErr.Error())
 	} else {
 		r.add(CheckCertChain, Pass, "")
 	}
 	pol := o.Policy
-	if pol == nil {
-		pol = &validate.Policy{}
-	}
+	tcb := ev.tcb
 	switch {
 	case o.Offline:
 		r.add(CheckTCBStatus, Unchecked, "offline: TCB info, QE identity and CRLs were not fetched")
-	case chainErr != nil || sigErr != nil:
+	case ev.chainErr != nil || ev.sigErr != nil:
 		r.add(CheckTCBStatus, Skipped, "the quote is not authentic")
 	case tcb.err != nil:
-		r.add(CheckTCBStatus, Fail, tcb.err.Error())
+		r.res.TCBStatus, r.res.QEStatus = tcb.status, tcb.qeStatus
+		r.add(CheckTCBStatus, Fail, tcb.err.Error(), tcb.rule)
 	case tcb.status == "":
 		r.add(CheckTCBStatus, Pass, tcb.detail)
 	default:
-		r.res.TCBStatus = tcb.status
-		if pol.TCBAccepted(tcb.status) {
-			r.add(CheckTCBStatus, Pass, tcb.status)
+		r.res.TCBStatus, r.res.QEStatus = tcb.status, tcb.qeStatus
+		reason := fmt.Sprintf("TDX TCB %s, QE TCB %s", tcb.status, tcb.qeStatus)
+		if pol.TCBAccepted(tcb.status) && pol.TCBAccepted(tcb.qeStatus) {
+			r.add(CheckTCBStatus, Pass, reason)
 		} else {
-			r.add(CheckTCBStatus, Fail, fmt.Sprintf("TCB status %s is not accepted by the policy (accepted_tcb_status: %s)", tcb.status, strings.Join(pol.AcceptedTCBStatusOrDefault(), ", ")))
+			r.add(CheckTCBStatus, Fail, fmt.Sprintf("%s: not accepted by the policy (accepted_tcb_status: %s)", reason, strings.Join(pol.AcceptedTCBStatusOrDefault(), ", ")), RuleTCBStatus)
 		}
 	}
-	// 3. policy.
-	if err := pol.Check(string(kind), fields); err != nil {
-		r.add(CheckPolicy, Fail, err.Error())
-	} else {
-		r.add(CheckPolicy, Pass, "")
-	}
+	r.policy(string(kind), ev.policyErr, pol, o.AnyWorkload)
 	// 4. key_binding.
 	rd, _ := hex.DecodeString(fmt.Sprint(fields["report_data"]))
 	pub, err := keys.PublicKeyFromReportData(alg, rd)
@@ -284,6 +333,33 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	}
 	r.res.Valid = !r.failed
 	return r.res, nil
+}
+
+// policy adds the policy check: the policy's verdict on the quote
+// (measurements and hygiene), and whether the workload is pinned.
+func (r *run) policy(tee string, perr error, pol *validate.Policy, anyWorkload bool) {
+	var rules, reasons []string
+	var verr *validate.Error
+	switch {
+	case errors.As(perr, &verr):
+		rules, reasons = verr.Rules(), []string{verr.Error()}
+	case perr != nil:
+		rules, reasons = []string{"quote"}, []string{perr.Error()}
+	}
+	pinned := pol.PinsWorkload(tee)
+	if !pinned && !anyWorkload {
+		rules = append(rules, RuleUnpinned)
+		reasons = append(reasons, UnpinnedReason)
+	}
+	switch {
+	case len(rules) > 0:
+		r.add(CheckPolicy, Fail, strings.Join(reasons, "; "), rules...)
+	case !pinned:
+		r.res.AnyWorkload = true
+		r.add(CheckPolicy, Pass, "any workload accepted")
+	default:
+		r.add(CheckPolicy, Pass, "")
+	}
 }
 
 func checkSignature(res *Result, pub *keys.PublicKey, format string, message, signature []byte) error {
@@ -316,150 +392,161 @@ func intelRoot() *x509.Certificate {
 	return c
 }
 
-// checkTDX returns the certificate chain's error (PCK → intermediate → a
-// trusted root) and the quote signatures' error (quote by the attestation
-// key, QE report by the PCK key, QE report data binding the attestation
-// key), the latter checked against the quote's own root.
-func checkTDX(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr, sigErr error, tcb tcbOutcome) {
+// evidence is what the hardware checks found.
+type evidence struct {
+	chainErr, sigErr error
+	tcb              tcbOutcome
+	policyErr        error
+}
+
+// tcbOutcome is what collateral said: TCB status names (TDX), or a
+// detail when there is no status (SEV-SNP), or an error with the rule
+// that failed.
+type tcbOutcome struct {
+	status, qeStatus, detail string
+	rule                     string
+	err                      error
+}
+
+// checkTDX checks the certificate chain (PCK → intermediate → a trusted
+// root) and the quote signatures (quote by the attestation key, QE report
+// by the PCK key, QE report data binding the attestation key), the latter
+// against the quote's own root; then the collateral and the policy.
+func checkTDX(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetcher) (ev evidence) {
 	q, err := quote.ParseTDX(raw)
 	if err != nil {
-		return err, err, tcb
+		ev.chainErr, ev.sigErr, ev.policyErr = err, err, err
+		return ev
+	}
+	tq, err := validate.TDXQuoteOf(q)
+	if err != nil {
+		ev.policyErr = err
+	} else {
+		ev.policyErr = o.Policy.CheckTDX(tq)
 	}
 	chain, err := tdxverify.ExtractChainFromQuote(q)
 	if err != nil {
 		err = fmt.Errorf("PCK certificate chain: %w", err)
-		return err, err, tcb
+		ev.chainErr, ev.sigErr = err, err
+		return ev
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(intelRoot())
-	for _, c := range o.TrustedCerts {
-		if bytes.Equal(c.RawIssuer, c.RawSubject) {
-			pool.AddCert(c)
-		}
+	for _, c := range t.intelRoots {
+		pool.AddCert(c)
 	}
 	inter := x509.NewCertPool()
 	inter.AddCert(chain.IntermediateCertificate)
 	if _, err := chain.PCKCertificate.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: o.Now}); err != nil {
-		chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or Options.TrustedCerts: --trust-root): %w", err)
+		ev.chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or Options.TrustedCerts: --trust-root) at %s: %w", o.Now.UTC().Format(time.RFC3339), err)
 	}
 	own := x509.NewCertPool()
 	own.AddCert(chain.RootCertificate)
 	now := &tdxverify.TimeSet{PckCertChain: o.Now, TcbInfo: o.Now, QeIdentity: o.Now, PckCrl: o.Now, RootCaCrl: o.Now}
 	if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: own, Now: now}); err != nil {
-		sigErr = err
+		ev.sigErr = err
 	}
-	if f != nil && chainErr == nil && sigErr == nil {
-		tcb = tdxTCB(ctx, q, pool, f, now)
+	if f != nil && ev.chainErr == nil && ev.sigErr == nil {
+		ev.tcb = tdxTCB(ctx, q, chain, pool, f, o.Now)
 	}
-	return chainErr, sigErr, tcb
+	return ev
 }
 
-// tcbOutcome is what collateral said: a TCB status name (TDX), or a
-// detail when there is no status (SEV-SNP), or an error.
-type tcbOutcome struct {
-	status, detail string
-	err            error
-}
-
-// tdxTCB fetches and checks the collateral (TCB info, QE identity, PCK and
-// root CRLs, each signed under the trusted root) and returns the TCB status
-// of the matching TCB level, the QE's when the platform's is UpToDate.
-func tdxTCB(ctx context.Context, q any, pool *x509.CertPool, f *fetcher, now *tdxverify.TimeSet) tcbOutcome {
-	opts := &tdxverify.Options{GetCollateral: true, CheckRevocations: true, Getter: f, TrustedRoots: pool, Now: now}
-	verr := tdxverify.TdxQuoteContext(ctx, q, opts)
-	level, qe, lerr := tdxverify.SupportedTcbLevelsFromCollateral(q, opts)
-	if lerr != nil {
-		if verr == nil {
-			verr = lerr
-		}
-		return tcbOutcome{err: fmt.Errorf("collateral: %w", verr)}
-	}
-	status := string(level.TcbStatus)
-	if status == "UpToDate" && qe.TcbStatus != "UpToDate" {
-		status = "QE:" + string(qe.TcbStatus)
-	}
-	if verr != nil && (status == "UpToDate" || !strings.Contains(verr.Error(), "TCB status")) {
-		return tcbOutcome{status: status, err: fmt.Errorf("collateral: %w", verr)}
-	}
-	return tcbOutcome{status: status}
-}
-
-func checkSNP(ctx context.Context, raw []byte, o Options, f *fetcher) (chainErr, sigErr error, tcb tcbOutcome) {
+func checkSNP(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetcher) (ev evidence) {
 	report, err := quote.ParseSNP(raw)
 	if err != nil {
-		return err, err, tcb
+		ev.chainErr, ev.sigErr, ev.policyErr = err, err, err
+		return ev
+	}
+	ev.policyErr = o.Policy.CheckSNP(validate.SNPReportOf(report))
+	fail := func(err error) evidence {
+		ev.chainErr, ev.sigErr = err, err
+		return ev
+	}
+	info, err := sevabi.ParseSignerInfo(report.GetSignerInfo())
+	if err != nil {
+		return fail(fmt.Errorf("signer_info: %w", err))
+	}
+	vlek := info.SigningKey == sevabi.VlekReportSigner
+	ekName := "VCEK"
+	if vlek {
+		ekName = "VLEK"
+	}
+	ek := t.endorsementKey(raw, vlek)
+	if ek == nil && len(o.CertTable) > 0 {
+		var table sevabi.CertTable
+		if err := table.Unmarshal(o.CertTable); err != nil {
+			return fail(fmt.Errorf("certificate table: %w", err))
+		}
+		g := sevabi.VcekGUID
+		if vlek {
+			g = sevabi.VlekGUID
+		}
+		der, err := table.GetByGUIDString(g)
+		if err == nil {
+			ek, err = x509.ParseCertificate(der)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("certificate table: %s: %w", ekName, err))
+		}
 	}
 	roots := map[string][]*trust.AMDRootCerts{}
 	for line, r := range trust.DefaultRootCerts {
 		roots[line] = append(roots[line], r)
 	}
-	var ark, ask, vcek *x509.Certificate
-	for _, c := range o.TrustedCerts {
-		switch {
-		case bytes.Equal(c.RawIssuer, c.RawSubject):
-			ark = c
-		case strings.HasPrefix(c.Subject.CommonName, "SEV-VCEK"):
-			vcek = c
-		default:
-			ask = c
-		}
-	}
-	if ark != nil && ask != nil {
-		line := strings.TrimPrefix(ark.Subject.CommonName, "ARK-")
-		r := trust.AMDRootCertsProduct(line)
-		r.ProductCerts = &trust.ProductCerts{Ark: ark, Ask: ask}
-		roots[line] = append([]*trust.AMDRootCerts{r}, roots[line]...)
-	}
-	if vcek == nil && len(o.CertTable) > 0 {
-		var table sevabi.CertTable
-		if err := table.Unmarshal(o.CertTable); err != nil {
-			err = fmt.Errorf("certificate table: %w", err)
-			return err, err, tcb
-		}
-		der, err := table.GetByGUIDString(sevabi.VcekGUID)
-		if err == nil {
-			vcek, err = x509.ParseCertificate(der)
-		}
-		if err != nil {
-			err = fmt.Errorf("certificate table: VCEK: %w", err)
-			return err, err, tcb
-		}
-	}
-	if vcek == nil && f != nil {
+	if ek == nil && f != nil && !vlek {
 		att, err := sevverify.GetAttestationFromReportContext(ctx, report, &sevverify.Options{Getter: sevGetter{f}, TrustedRoots: roots, Now: o.Now})
 		if err != nil {
-			err = fmt.Errorf("fetch the VCEK from AMD KDS: %w", err)
-			return err, err, tcb
+			return fail(fmt.Errorf("fetch the VCEK from AMD KDS: %w", err))
 		}
-		if vcek, err = x509.ParseCertificate(att.GetCertificateChain().GetVcekCert()); err != nil {
-			err = fmt.Errorf("VCEK from AMD KDS: %w", err)
-			return err, err, tcb
+		if ek, err = x509.ParseCertificate(att.GetCertificateChain().GetVcekCert()); err != nil {
+			return fail(fmt.Errorf("VCEK from AMD KDS: %w", err))
 		}
 	}
-	if vcek == nil {
-		err := errors.New("no VCEK certificate: pass the VCEK in Options.TrustedCerts (--trust-root), or verify online to fetch it from AMD KDS")
-		return err, err, tcb
+	if ek == nil {
+		if vlek {
+			return fail(errors.New("no VLEK certificate: the report is signed by a VLEK, which AMD KDS does not serve: pass it with --vcek or --trust-root (Options.AMD or TrustedCerts), or the host's certificate table"))
+		}
+		return fail(errors.New("no VCEK certificate: pass it with --vcek or --trust-root (Options.AMD or TrustedCerts), or the host's certificate table, or verify online to fetch it from AMD KDS"))
 	}
-	att := &spb.Attestation{Report: report, CertificateChain: &spb.CertificateChain{VcekCert: vcek.Raw}}
-	if ask != nil {
-		att.CertificateChain.AskCert = ask.Raw
+	ica, ark := t.issuers(ek)
+	if ark != nil && ica != nil {
+		line := strings.TrimPrefix(ark.Subject.CommonName, "ARK-")
+		r := trust.AMDRootCertsProduct(line)
+		r.ProductCerts = &trust.ProductCerts{Ark: ark}
+		if vlek {
+			r.ProductCerts.Asvk = ica
+		} else {
+			r.ProductCerts.Ask = ica
+		}
+		roots[line] = append([]*trust.AMDRootCerts{r}, roots[line]...)
+	}
+	chain := &spb.CertificateChain{}
+	if vlek {
+		chain.VlekCert = ek.Raw
+	} else {
+		chain.VcekCert = ek.Raw
+	}
+	if ica != nil && !vlek {
+		chain.AskCert = ica.Raw
 	}
 	if ark != nil {
-		att.CertificateChain.ArkCert = ark.Raw
+		chain.ArkCert = ark.Raw
 	}
-	if err := sevverify.SnpReportSignature(raw, vcek); err != nil {
-		sigErr = err
+	att := &spb.Attestation{Report: report, CertificateChain: chain}
+	if err := sevverify.SnpReportSignature(raw, ek); err != nil {
+		ev.sigErr = fmt.Errorf("the report's signature does not verify with the %s: %w", ekName, err)
 	}
-	if err := sevverify.SnpAttestationContext(ctx, att, &sevverify.Options{DisableCertFetching: true, Now: o.Now, TrustedRoots: roots}); err != nil && sigErr == nil {
-		chainErr = fmt.Errorf("the VCEK does not chain to a trusted AMD root (or Options.TrustedCerts: --trust-root): %w", err)
+	if err := sevverify.SnpAttestationContext(ctx, att, &sevverify.Options{DisableCertFetching: true, Now: o.Now, TrustedRoots: roots}); err != nil && ev.sigErr == nil {
+		ev.chainErr = fmt.Errorf("the %s does not chain to a trusted AMD root (or Options.TrustedCerts: --trust-root) at %s: %w", ekName, o.Now.UTC().Format(time.RFC3339), err)
 	}
-	if f != nil && chainErr == nil && sigErr == nil {
+	if f != nil && ev.chainErr == nil && ev.sigErr == nil {
 		opts := &sevverify.Options{DisableCertFetching: true, CheckRevocations: true, Getter: sevGetter{f}, Now: o.Now, TrustedRoots: roots}
 		if err := sevverify.SnpAttestationContext(ctx, att, opts); err != nil {
-			tcb.err = fmt.Errorf("revocation check against AMD KDS's CRL: %w", err)
+			ev.tcb.rule, ev.tcb.err = RuleRevocation, fmt.Errorf("revocation check against AMD KDS's CRL: %w", err)
 		} else {
-			tcb.detail = "the ASK and VCEK are not revoked (CRL from AMD KDS); SEV-SNP has no TCB status: pin reported_tcb in the policy"
+			ev.tcb.detail = "the ASK and " + ekName + " are not revoked (CRL from AMD KDS); SEV-SNP has no TCB status: pin min_reported_tcb in the policy"
 		}
 	}
-	return chainErr, sigErr, tcb
+	return ev
 }

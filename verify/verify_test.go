@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +25,16 @@ func status(r *verify.Result) map[string]string {
 	return m
 }
 
+// byName returns the named check of a result.
+func byName(r *verify.Result, name string) verify.Check {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	return verify.Check{}
+}
+
 func sample(t *testing.T) (quoteText []byte, k *keys.PrivateKey) {
 	t.Helper()
 	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
@@ -38,7 +49,7 @@ func TestSecretVMSampleVerifies(t *testing.T) {
 	msg := []byte("My Secret Message")
 	sig := k.Sign(msg)
 	for _, pub := range [][]byte{nil, testutil.SampleFile(t, "public_key.pem")} {
-		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", PublicKeyPEM: pub})
+		res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", PublicKeyPEM: pub, AnyWorkload: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,14 +59,30 @@ func TestSecretVMSampleVerifies(t *testing.T) {
 				t.Fatalf("%s = %s, want %s: %+v", n, status(res)[n], s, res.Checks)
 			}
 		}
-		if !res.Valid || res.TEE != "tdx" {
+		if !res.Valid || res.TEE != "tdx" || !res.AnyWorkload || byName(res, "policy").Reason != "any workload accepted" {
 			t.Fatalf("%+v", res)
+		}
+	}
+	// Nothing pinned, nothing accepted explicitly: invalid, and the reason
+	// names the ways out.
+	res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := byName(res, "policy")
+	if res.Valid || res.AnyWorkload || pc.Status != "fail" || !slices.Equal(pc.Rules, []string{verify.RuleUnpinned}) ||
+		!strings.Contains(pc.Reason, "--policy") || !strings.Contains(pc.Reason, "--any-workload") {
+		t.Fatalf("unpinned workload: valid %v, policy %+v", res.Valid, pc)
+	}
+	for _, n := range []string{"quote_signature", "cert_chain", "key_binding", "signature"} {
+		if status(res)[n] != "pass" {
+			t.Fatalf("%s = %s without a pin: %+v", n, status(res)[n], res.Checks)
 		}
 	}
 	// The reference client's expected values, as a policy.
 	pol, err := validate.Parse([]byte(`
 tdx:
-  tcb_svn: ["07010300000000000000000000000000"]
+  tee_tcb_svn: ["07010300000000000000000000000000"]
   mr_seam: ["49b66faa451d19ebbdbe89371b8daf2b65aa3984ec90110343e9e2eec116af08850fa20e3b1aa9a874d77a65380ee7e6"]
   mr_td: ["1e305ac8284517f73ada985bfc9fded48b23ed091ba8149678bb10207fb470c7903d7a8ddffa5a7be2a60e349bb75b6e"]
   rtmr3: ["aff11dd6163203574cdf6841166e6d769e27897fc55ec63c87a8f4ae200781e7dc434318114fcabda19ce1af2ef0741a"]
@@ -63,13 +90,13 @@ tdx:
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, _ := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", Policy: pol})
+	res, _ = verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", Policy: pol})
 	if !res.Valid {
 		t.Fatalf("policy of the sample's own values: %+v", res.Checks)
 	}
-	pol.Tdx["rtmr3"] = []string{"00"}
+	pol.TDX.RTMR3 = []validate.Hex{make([]byte, 48)}
 	res, _ = verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "ed25519", Policy: pol})
-	if res.Valid || status(res)["policy"] != "fail" || !strings.Contains(res.Checks[3].Reason, "rtmr3 is aff11dd6") {
+	if pc := byName(res, "policy"); res.Valid || pc.Status != "fail" || !slices.Equal(pc.Rules, []string{"rtmr3"}) || !strings.Contains(pc.Reason, "rtmr3: is aff11dd6") {
 		t.Fatalf("policy mismatch not reported: %+v", res.Checks)
 	}
 }
@@ -87,6 +114,7 @@ func TestTamperSuite(t *testing.T) {
 		if o.KeyType == "" {
 			o.KeyType = "ed25519"
 		}
+		o.AnyWorkload = true
 		res, err := verify.Verify(context.Background(), quoteText, m, s, o)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -123,6 +151,9 @@ func TestTamperSuite(t *testing.T) {
 	check("other signature", q, msg, sig2, verify.Options{Offline: true}, "signature")
 	check("other public key", q, msg, sig, verify.Options{Offline: true, PublicKeyPEM: other.Public().MarshalPEM()}, "key_binding")
 	check("wrong key type", q, msg, sig, verify.Options{Offline: true, KeyType: "secp256k1"}, "key_binding")
+	if _, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, KeyType: "secp256k1", PublicKeyPEM: other.Public().MarshalPEM()}); err == nil {
+		t.Fatal("a key type that disagrees with the public key given is accepted")
+	}
 }
 
 func TestSimulatedQuotes(t *testing.T) {
@@ -131,7 +162,7 @@ func TestSimulatedQuotes(t *testing.T) {
 	msg := []byte("hello")
 	sig := k.Sign(msg)
 	// Without the simulated root: cert_chain fails.
-	res, _ := verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true})
+	res, _ := verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true, AnyWorkload: true})
 	if res.Valid || status(res)["cert_chain"] != "fail" {
 		t.Fatalf("simulated quote accepted without --trust-root: %+v", res.Checks)
 	}
@@ -141,16 +172,14 @@ func TestSimulatedQuotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := simtee.TDXMeasurements(workload)
-	pol := &validate.Policy{Tdx: map[string][]string{}}
-	for _, f := range []string{"mr_td", "mr_seam", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "tee_tcb_svn"} {
-		pol.Tdx[f] = []string{m[f]}
-	}
+	h := func(f string) []validate.Hex { b, _ := hex.DecodeString(m[f]); return []validate.Hex{b} }
+	pol := &validate.Policy{TDX: &validate.TDXPolicy{MRTD: h("mr_td"), MRSeam: h("mr_seam"), RTMR0: h("rtmr0"), RTMR1: h("rtmr1"), RTMR2: h("rtmr2"), RTMR3: h("rtmr3"), TeeTCBSVN: h("tee_tcb_svn")}}
 	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Policy: pol})
 	if !res.Valid {
 		t.Fatalf("simulated quote with its root and policy: %+v", res.Checks)
 	}
 	// Another workload's RTMR3 does not match.
-	pol.Tdx["rtmr3"] = []string{hex.EncodeToString(validate.ComposeRTMR3([]byte("other")))}
+	pol.TDX.RTMR3 = []validate.Hex{validate.ComposeRTMR3([]byte("other"))}
 	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Policy: pol})
 	if res.Valid || status(res)["policy"] != "fail" {
 		t.Fatalf("other workload accepted: %+v", res.Checks)
@@ -170,7 +199,8 @@ func TestSimulatedQuotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := &validate.Policy{SevSnp: map[string][]string{"measurement": {simtee.SNPMeasurements(workload)["measurement"]}}}
+	sm, _ := hex.DecodeString(simtee.SNPMeasurements(workload)["measurement"])
+	sp := &validate.Policy{SEVSNP: &validate.SNPPolicy{Measurement: []validate.Hex{sm}}}
 	res, _ = verify.Verify(context.Background(), sText, msg, sig, verify.Options{Offline: true, TrustedCerts: snpCerts, Policy: sp})
 	if !res.Valid || res.TEE != "sev-snp" {
 		t.Fatalf("sim-sev-snp: %+v", res.Checks)
@@ -188,13 +218,13 @@ func TestEthPersonalSign(t *testing.T) {
 	msg := []byte("hello ethereum")
 	sig, _ := k.SignEth(keys.EthPersonalHash(msg))
 	addr, _ := k.Public().EthAddress()
-	res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
+	res, err := verify.Verify(context.Background(), q, msg, sig, verify.Options{Offline: true, AnyWorkload: true, TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
 	if err != nil || !res.Valid || res.Signer != addr || res.EthereumAddress != addr {
 		t.Fatalf("%v %+v", err, res)
 	}
 	other, _ := keys.Generate(keys.Secp256k1)
 	sig2, _ := other.SignEth(keys.EthPersonalHash(msg))
-	res, _ = verify.Verify(context.Background(), q, msg, sig2, verify.Options{Offline: true, TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
+	res, _ = verify.Verify(context.Background(), q, msg, sig2, verify.Options{Offline: true, AnyWorkload: true, TrustedCerts: roots, Format: verify.FormatEthPersonalSign})
 	if res.Valid || status(res)["signature"] != "fail" {
 		t.Fatalf("another signer accepted: %+v", res.Checks)
 	}
@@ -220,13 +250,13 @@ func TestSNPCertTable(t *testing.T) {
 	msg := []byte("snp")
 	roots, _ := os.ReadFile(filepath.Join(dir, simtee.SNPRootFile))
 	certs, _ := verify.ParseCerts(roots)
-	res, err := verify.Verify(context.Background(), q, msg, k.Sign(msg), verify.Options{KeyType: "ed25519", Offline: true, TrustedCerts: certs[:2], CertTable: ev.CertTable})
+	res, err := verify.Verify(context.Background(), q, msg, k.Sign(msg), verify.Options{KeyType: "ed25519", Offline: true, AnyWorkload: true, TrustedCerts: certs[:2], CertTable: ev.CertTable})
 	if err != nil || !res.Valid {
 		t.Fatalf("%v %+v", err, res)
 	}
 	// The table holds the simulated ARK and ASK too, but without them as
 	// trusted roots the chain fails.
-	res, _ = verify.Verify(context.Background(), q, msg, k.Sign(msg), verify.Options{KeyType: "ed25519", Offline: true, CertTable: ev.CertTable})
+	res, _ = verify.Verify(context.Background(), q, msg, k.Sign(msg), verify.Options{KeyType: "ed25519", Offline: true, AnyWorkload: true, CertTable: ev.CertTable})
 	if res.Valid || status(res)["cert_chain"] != "fail" {
 		t.Fatalf("a certificate table made its own root trusted: %+v", res.Checks)
 	}

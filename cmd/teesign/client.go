@@ -15,16 +15,6 @@ import (
 	"github.com/teesign/teesign/internal/signer"
 )
 
-func usageErr(err error) error { return &exitError{code: 2, err: err} }
-
-// usageOrFailure maps cobra's own flag errors to exit code 2.
-func usageOrFailure(err error) int {
-	if err != nil && (bytes.Contains([]byte(err.Error()), []byte("flag")) || bytes.Contains([]byte(err.Error()), []byte("arg"))) {
-		return 2
-	}
-	return 1
-}
-
 func newSignCmd() *cobra.Command {
 	var server, keyType, enc string
 	c := &cobra.Command{
@@ -58,8 +48,8 @@ func newSignCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&server, "server", "http://"+signer.DefaultListenAddr(), "signing server URL")
-	c.Flags().StringVar(&keyType, "key-type", "secp256k1", "key type: secp256k1 or ed25519")
-	c.Flags().StringVar(&enc, "payload-encoding", "utf8", "how PAYLOAD is encoded: utf8, base64 or hex")
+	c.Flags().Var(newEnum(&keyType, "secp256k1", "secp256k1", "ed25519"), "key-type", "key type: secp256k1 or ed25519")
+	c.Flags().Var(newEnum(&enc, "utf8", "utf8", "base64", "hex"), "payload-encoding", "how PAYLOAD is encoded: utf8, base64 or hex")
 	return c
 }
 

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,14 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 )
-
-// exitError carries an exit code out of a command.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -29,15 +20,10 @@ func main() {
 	if err == nil {
 		return
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "teesign:", ee.err)
-		}
-		os.Exit(ee.code)
+	if ee, ok := err.(*exitError); !ok || ee.err != nil {
+		fmt.Fprintln(os.Stderr, "teesign:", err)
 	}
-	fmt.Fprintln(os.Stderr, "teesign:", err)
-	os.Exit(usageOrFailure(err))
+	os.Exit(exitCode(err))
 }
 
 func newRootCmd() *cobra.Command {
@@ -49,5 +35,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newProvisionCmd(), newServeCmd(), newSignCmd(), newQuoteCmd(), newVerifyCmd(), newVerifierCmd(), newPolicyCmd())
+	markUsage(root)
 	return root
 }

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/go-json-experiment/json"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
@@ -15,51 +16,81 @@ import (
 func newPolicyCmd() *cobra.Command {
 	c := &cobra.Command{Use: "policy", Short: "Write verification policies"}
 	var composeFiles []string
+	var asJSON bool
 	from := &cobra.Command{
 		Use:   "from-quote FILE [--compose FILE]...",
 		Short: "Print a policy pinning a known-good quote's measurements (YAML)",
-		Long: "Print a policy that pins the measurements of a quote you trust: for TDX tee_tcb_svn, mr_seam, mr_td and\n" +
-			"rtmr0-3; for SEV-SNP measurement and host_data. With --compose, rtmr3 is computed from the compose files\n" +
-			"the way the VM extends it, so the policy pins that workload.",
+		Long: "Print a policy that pins the measurements of a quote you trust: for TDX mr_seam, mr_td, rtmr0-3 and\n" +
+			"min_tee_tcb_svn; for SEV-SNP measurement, host_data, vmpl, min_guest_svn and min_reported_tcb. With\n" +
+			"--compose, rtmr3 is computed from the compose files the way the VM extends it, so the policy pins that\n" +
+			"workload. A hygiene rule the quote itself breaks is named on stderr, not relaxed.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			text, err := os.ReadFile(args[0])
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			raw, kind, err := quote.Decode(text)
 			if err != nil {
-				return usageErr(fmt.Errorf("%s: %w", args[0], err))
-			}
-			_, f, err := quote.Parse(raw)
-			if err != nil {
-				return usageErr(fmt.Errorf("%s: %w", args[0], err))
-			}
-			pin := func(names ...string) map[string][]string {
-				m := map[string][]string{}
-				for _, n := range names {
-					m[n] = []string{fmt.Sprint(f[n])}
-				}
-				return m
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			p := &validate.Policy{}
+			var checkErr error
 			if kind == quote.TDX {
-				p.Tdx = pin("tee_tcb_svn", "mr_seam", "mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
+				q, err := quote.ParseTDX(raw)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+				tq, err := validate.TDXQuoteOf(q)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+				one := func(b []byte) []validate.Hex { return []validate.Hex{b} }
+				p.TDX = &validate.TDXPolicy{
+					MRSeam: one(tq.MRSeam), MRTD: one(tq.MRTD), RTMR0: one(tq.RTMR[0]), RTMR1: one(tq.RTMR[1]),
+					RTMR2: one(tq.RTMR[2]), RTMR3: one(tq.RTMR[3]), MinTeeTCBSVN: tq.TeeTCBSVN,
+				}
 				if len(composeFiles) > 0 {
 					var contents [][]byte
 					for _, cf := range composeFiles {
 						b, err := os.ReadFile(cf)
 						if err != nil {
-							return usageErr(err)
+							return err
 						}
 						contents = append(contents, b)
 					}
-					p.Tdx["rtmr3"] = []string{hex.EncodeToString(validate.ComposeRTMR3(contents...))}
+					p.TDX.RTMR3 = one(validate.ComposeRTMR3(contents...))
 				}
+				checkErr = p.CheckTDX(tq)
 			} else {
-				p.SevSnp = pin("measurement", "host_data")
+				r, err := quote.ParseSNP(raw)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+				sr := validate.SNPReportOf(r)
+				tcb := validate.TCBFromVersion(sr.ReportedTCB)
+				svn := sr.GuestSVN
+				p.SEVSNP = &validate.SNPPolicy{
+					Measurement: []validate.Hex{sr.Measurement}, HostData: []validate.Hex{sr.HostData},
+					VMPL: []uint32{sr.VMPL}, MinGuestSVN: &svn, MinReportedTCB: &tcb,
+				}
+				checkErr = p.CheckSNP(sr)
 			}
-			out, err := yaml.Marshal(p)
+			var verr *validate.Error
+			if errors.As(checkErr, &verr) {
+				for _, v := range verr.Violations {
+					fmt.Fprintf(cmd.ErrOrStderr(), "teesign: warning: the quote itself fails %s: %s\n", v.Rule, v.Detail)
+				}
+			}
+			j, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				_, err = cmd.OutOrStdout().Write(append(j, '\n'))
+				return err
+			}
+			out, err := yaml.JSONToYAML(j)
 			if err != nil {
 				return err
 			}
@@ -67,6 +98,7 @@ func newPolicyCmd() *cobra.Command {
 			return err
 		},
 	}
+	from.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of YAML (the form POST /verify takes as \"policy\")")
 	from.Flags().StringArrayVar(&composeFiles, "compose", nil, "compose file whose digest RTMR3 must carry (repeatable, in order)")
 	c.AddCommand(from)
 	return c

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,70 +27,119 @@ func loadTrusted(files []string) ([]*x509.Certificate, error) {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return nil, usageErr(fmt.Errorf("--trust-root: %w", err))
+			return nil, fmt.Errorf("--trust-root: %w", err)
 		}
 		certs, err := verify.ParseCerts(data)
 		if err != nil {
-			return nil, usageErr(fmt.Errorf("--trust-root %s: %w", f, err))
+			return nil, fmt.Errorf("--trust-root %s: %w", f, err)
 		}
 		out = append(out, certs...)
 	}
 	return out, nil
 }
 
+// amdFlags give SEV-SNP trust certificates by role.
+type amdFlags struct{ ark, ask, vcek string }
+
+func (a *amdFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&a.ark, "ark", "", "AMD ARK certificate, PEM (SEV-SNP; the default is AMD's own)")
+	c.Flags().StringVar(&a.ask, "ask", "", "AMD ASK (or ASVK, for VLEK-signed reports) certificate, PEM")
+	c.Flags().StringVar(&a.vcek, "vcek", "", "the report's VCEK (or VLEK) certificate, PEM or DER")
+}
+
+func (a *amdFlags) load() (verify.AMDCerts, error) {
+	var out verify.AMDCerts
+	for _, r := range []struct {
+		flag, path string
+		dst        **x509.Certificate
+	}{{"--ark", a.ark, &out.ARK}, {"--ask", a.ask, &out.ASK}, {"--vcek", a.vcek, &out.VCEK}} {
+		if r.path == "" {
+			continue
+		}
+		data, err := os.ReadFile(r.path)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", r.flag, err)
+		}
+		certs, err := verify.ParseCerts(data)
+		if err != nil {
+			c, derErr := x509.ParseCertificate(data)
+			if derErr != nil {
+				return out, fmt.Errorf("%s %s: %w", r.flag, r.path, err)
+			}
+			certs = []*x509.Certificate{c}
+		}
+		if len(certs) != 1 {
+			return out, fmt.Errorf("%s %s: want one certificate, found %d", r.flag, r.path, len(certs))
+		}
+		*r.dst = certs[0]
+	}
+	return out, nil
+}
+
 func newVerifyCmd() *cobra.Command {
 	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format, certTable string
+	var anyWorkload bool
+	var now time.Time
 	var roots []string
+	var amd amdFlags
 	var coll collateralFlags
 	c := &cobra.Command{
-		Use:   "verify --quote FILE (--message TEXT | --message-file FILE) --signature B64 [flags]",
+		Use:   "verify --quote FILE (--message TEXT | --message-file FILE) --signature SIG (--policy FILE | --any-workload) [flags]",
 		Short: "Verify a signature against an attestation quote; prints JSON, exit 0 only when valid",
-		Args:  cobra.NoArgs,
+		Long: "Verify a signature against an attestation quote and print each check as JSON.\n\n" +
+			"\"valid\": true means: the quote is genuine TDX or SEV-SNP evidence signed under Intel's or AMD's root\n" +
+			"(or a --trust-root), its TCB status is accepted (unless --offline), the workload it measures is the one\n" +
+			"the --policy pins and passes its hygiene rules, it binds the public key, and that key made the\n" +
+			"signature over the message. Without a policy that pins the workload the verdict is invalid, unless\n" +
+			"--any-workload accepts any workload explicitly.\n\n" +
+			"Exit codes: 0 valid; 1 invalid, or a failure (unreadable file, bad input, collateral unavailable);\n" +
+			"2 a command line cobra refuses (unknown flag, bad flag value, missing required flag).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if quoteFile == "" || sigB64 == "" || (message == "") == (messageFile == "") {
-				return usageErr(errors.New("need --quote, --signature and exactly one of --message or --message-file"))
-			}
 			q, err := os.ReadFile(quoteFile)
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			msg := []byte(message)
 			if messageFile != "" {
 				if msg, err = os.ReadFile(messageFile); err != nil {
-					return usageErr(err)
+					return err
 				}
 			}
 			sig, err := decodeSignature(format, strings.TrimSpace(sigB64))
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			if format == verify.FormatEthRaw {
 				if msg, err = hex.DecodeString(strings.TrimPrefix(string(msg), "0x")); err != nil {
-					return usageErr(fmt.Errorf("--format eth_raw: the message must be the digest in hex: %w", err))
+					return fmt.Errorf("--format eth_raw: the message must be the digest in hex: %w", err)
 				}
 			}
-			o := verify.Options{KeyType: keyType, Offline: coll.offline, Format: format, Collateral: coll.source()}
+			o := verify.Options{KeyType: keyType, Offline: coll.offline, Format: format, Collateral: coll.source(), AnyWorkload: anyWorkload, Now: now}
 			if pubkey != "" {
 				if o.PublicKeyPEM, err = os.ReadFile(pubkey); err != nil {
-					return usageErr(err)
+					return err
 				}
 			}
 			if certTable != "" {
 				if o.CertTable, err = readCertTable(certTable); err != nil {
-					return usageErr(err)
+					return err
 				}
 			}
 			if policyFile != "" {
 				if o.Policy, err = validate.Load(policyFile); err != nil {
-					return usageErr(err)
+					return err
 				}
 			}
 			if o.TrustedCerts, err = loadTrusted(roots); err != nil {
 				return err
 			}
+			if o.AMD, err = amd.load(); err != nil {
+				return err
+			}
 			res, err := verify.Verify(cmd.Context(), q, msg, sig, o)
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
@@ -105,17 +153,24 @@ func newVerifyCmd() *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&quoteFile, "quote", "", "quote file (hex or base64)")
+	f.StringVar(&quoteFile, "quote", "", "quote file (raw, hex or base64)")
 	f.StringVar(&message, "message", "", "the signed message, as text")
 	f.StringVar(&messageFile, "message-file", "", "file holding the signed message bytes")
-	f.StringVar(&sigB64, "signature", "", "the signature, standard base64")
-	f.StringVar(&keyType, "key-type", "secp256k1", "key type: secp256k1 or ed25519")
+	f.StringVar(&sigB64, "signature", "", "the signature, standard base64 (0x-hex for the Ethereum formats)")
+	c.MarkFlagRequired("quote")
+	c.MarkFlagRequired("signature")
+	c.MarkFlagsOneRequired("message", "message-file")
+	c.MarkFlagsMutuallyExclusive("message", "message-file")
+	f.Var(newEnum(&keyType, "", "secp256k1", "ed25519"), "key-type", "key type: secp256k1 or ed25519 (default: the --pubkey's type, else secp256k1)")
 	f.StringVar(&pubkey, "pubkey", "", "public key PEM the quote must bind")
-	f.StringVar(&policyFile, "policy", "", "policy file (YAML or JSON)")
+	f.StringVar(&policyFile, "policy", "", "policy file (YAML or JSON) pinning the workload")
+	f.BoolVar(&anyWorkload, "any-workload", false, "accept a quote whose workload no policy pins (the result says so): proves only that some workload on genuine hardware signed")
 	f.StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable; e.g. a simulated TEE's sim-root.pem)")
+	amd.register(c)
+	f.Var(timeValue{&now}, "now", "verify as of this time (RFC 3339; default now)")
 	coll.register(c)
-	f.StringVar(&certTable, "cert-table", "", "SEV-SNP certificate table file (base64, as /attestation's cert_table, or raw): its VCEK is used")
-	f.StringVar(&format, "format", verify.FormatDER, "signature format: der (base64), eth_personal_sign or eth_raw (0x-hex r‖s‖v; for eth_raw the message is the digest in hex)")
+	f.StringVar(&certTable, "cert-table", "", "SEV-SNP certificate table file (base64, as /attestation's cert_table, or raw): its VCEK or VLEK is used")
+	f.Var(newEnum(&format, verify.FormatDER, verify.FormatDER, verify.FormatEthPersonalSign, verify.FormatEthRaw), "format", "signature format: der (base64), eth_personal_sign or eth_raw (0x-hex r‖s‖v; for eth_raw the message is the digest in hex)")
 	return c
 }
 
@@ -180,6 +235,7 @@ func newVerifierCmd() *cobra.Command {
 	c := &cobra.Command{Use: "verifier", Short: "The verification service"}
 	var listen string
 	var roots []string
+	var amd amdFlags
 	var coll collateralFlags
 	serve := &cobra.Command{
 		Use:   "serve [--listen ADDR] [--trust-root FILE]...",
@@ -190,8 +246,12 @@ func newVerifierCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			roles, err := amd.load()
+			if err != nil {
+				return err
+			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			h := &verifiersvc.Handler{Trusted: trusted, Log: log, Offline: coll.offline, Collateral: coll.source()}
+			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Log: log, Offline: coll.offline, Collateral: coll.source()}
 			srv := verifiersvc.Server(h)
 			serve := func(ctx context.Context, ln net.Listener) error {
 				return httpguard.Serve(ctx, srv, ln, verifiersvc.RequestTimeout)
@@ -201,6 +261,7 @@ func newVerifierCmd() *cobra.Command {
 	}
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
 	serve.Flags().StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable)")
+	amd.register(serve)
 	coll.register(serve)
 	c.AddCommand(serve)
 	return c

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,14 +26,15 @@ type vmFlags struct {
 	compose  []string
 	state    string
 	tee      string
-	logLevel string
+	logLevel slog.Level
 }
 
 func (f *vmFlags) register(c *cobra.Command) {
 	c.Flags().StringArrayVar(&f.compose, "compose", nil, "docker-compose file (repeatable, merged as docker compose -f does)")
+	c.MarkFlagRequired("compose")
 	c.Flags().StringVar(&f.state, "state", defaultStateDir(), "state directory holding the keys (created 0700)")
-	c.Flags().StringVar(&f.tee, "tee", attest.Auto, "attestation provider: "+strings.Join(attest.Names(), ", "))
-	c.Flags().StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.Flags().Var(newEnum(&f.tee, attest.Auto, attest.Names()...), "tee", "attestation provider: "+strings.Join(attest.Names(), ", "))
+	c.Flags().Var(levelValue{&f.logLevel}, "log-level", "log level: debug, info, warn, error")
 }
 
 func defaultStateDir() string {
@@ -48,17 +48,10 @@ func defaultStateDir() string {
 }
 
 func (f *vmFlags) logger(w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return nil, usageErr(fmt.Errorf("--log-level: %w", err))
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: f.logLevel})), nil
 }
 
 func (f *vmFlags) provision(ctx context.Context, log *slog.Logger) (*provision.Result, error) {
-	if len(f.compose) == 0 {
-		return nil, usageErr(errors.New("--compose FILE is required"))
-	}
 	return provision.Run(ctx, provision.Options{ComposeFiles: f.compose, StateDir: f.state, TEE: f.tee, Logger: log})
 }
 
@@ -110,7 +103,7 @@ func newProvisionCmd() *cobra.Command {
 func newServeCmd() *cobra.Command {
 	var f vmFlags
 	var listen string
-	var allow []string
+	var allow []netip.Prefix
 	var busyPoll time.Duration
 	c := &cobra.Command{
 		Use:   "serve --compose FILE [--compose FILE]... [--listen ADDR] [--allow CIDR]... [--busy-poll DURATION]",
@@ -124,19 +117,10 @@ func newServeCmd() *cobra.Command {
 			prefixes := signer.DefaultAllow()
 			if len(allow) > 0 {
 				prefixes = signer.HostAllow()
-				for _, a := range allow {
-					p, err := netip.ParsePrefix(a)
-					if err != nil {
-						return usageErr(fmt.Errorf("--allow %q: want a CIDR like 172.17.0.0/16: %w", a, err))
-					}
-					prefixes = append(prefixes, p.Masked())
-				}
+				prefixes = append(prefixes, allow...)
 			}
 			if !cmd.Flags().Changed("busy-poll") {
 				busyPoll = defaultBusyPoll()
-			}
-			if busyPoll < 0 || busyPoll > 10*time.Millisecond {
-				return usageErr(fmt.Errorf("--busy-poll %v: want 0 (off) up to 10ms, such as %v", busyPoll, busyPollLimit))
 			}
 			if listen == "" {
 				listen = signer.DefaultListenAddr()
@@ -162,8 +146,8 @@ func newServeCmd() *cobra.Command {
 	}
 	f.register(c)
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default: the docker0 address, else 127.0.0.1, port 49153)")
-	c.Flags().StringArrayVar(&allow, "allow", nil, "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks)")
-	c.Flags().DurationVar(&busyPoll, "busy-poll", 0, "after each response poll for the next request up to this long instead of sleeping, only while requests come closer together than that (Linux): lower latency under close-packed load; 0 is off (default: "+busyPollLimit.String()+" with GOMAXPROCS=1, a server on one core; otherwise off)")
+	c.Flags().Var(prefixesValue{&allow}, "allow", "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks)")
+	c.Flags().Var(durationValue{&busyPoll, 10 * time.Millisecond}, "busy-poll", "after each response poll for the next request up to this long instead of sleeping, only while requests come closer together than that (Linux): lower latency under close-packed load; 0 is off (default: "+busyPollLimit.String()+" with GOMAXPROCS=1, a server on one core; otherwise off)")
 	return c
 }
 

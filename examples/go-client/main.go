@@ -1,6 +1,6 @@
 // Command go-client signs a message through teesign's signing server and
-// verifies it with the public verify package: the quote's chain, the key
-// binding and the signature.
+// verifies it with the public verify package: the quote's chain, the
+// workload against a policy, the key binding and the signature.
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
 )
 
@@ -23,6 +24,7 @@ func main() {
 	quoteFile := flag.String("quote", "", "docker_attestation_<alg>.txt")
 	trustRoot := flag.String("trust-root", "", "extra trusted root PEM (a simulated TEE's sim-root.pem)")
 	message := flag.String("message", "My Secret Message", "message to sign")
+	policyFile := flag.String("policy", "", "policy pinning the workload (teesign policy from-quote writes one)")
 	flag.Parse()
 
 	body, _ := json.Marshal(map[string]string{"key_type": *keyType, "payload": *message})
@@ -39,6 +41,10 @@ func main() {
 	quote, err := os.ReadFile(*quoteFile)
 	check(err)
 	opts := verify.Options{KeyType: *keyType, Offline: true}
+	if *policyFile != "" {
+		opts.Policy, err = validate.Load(*policyFile)
+		check(err)
+	}
 	if *trustRoot != "" {
 		pemBytes, err := os.ReadFile(*trustRoot)
 		check(err)

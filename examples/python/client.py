@@ -5,11 +5,14 @@ quote and public key files a compose file mounts.
 Uses only `cryptography` and `requests`. It checks that the quote's
 report_data binds the public key and that the signature verifies with it.
 The quote's hardware chain is checked by `teesign verify` or by a teesign
-verifier service: pass --verifier URL to have it check the whole chain too.
+verifier service: pass --verifier URL to have it check the whole chain too,
+with --policy FILE (JSON, as `teesign policy from-quote --json` writes it)
+pinning the workload; a verifier never says valid for an unpinned one.
 """
 import argparse
 import base64
 import binascii
+import json
 import struct
 import sys
 
@@ -53,6 +56,7 @@ def main():
     ap.add_argument("--pubkey", required=True, help="docker_public_key_<alg>.pem")
     ap.add_argument("--message", default="My Secret Message")
     ap.add_argument("--verifier", help="teesign verifier service base URL for the full check")
+    ap.add_argument("--policy", help="policy JSON pinning the workload, for --verifier")
     args = ap.parse_args()
 
     resp = requests.post(args.server + "/sign", json={"key_type": args.key_type, "payload": args.message}, timeout=5)
@@ -75,6 +79,8 @@ def main():
 
     if args.verifier:
         body = {"quote": open(args.quote).read(), "message": args.message, "signature": signature, "key_type": args.key_type}
+        if args.policy:
+            body["policy"] = json.load(open(args.policy))
         result = requests.post(args.verifier + "/verify", json=body, timeout=30).json()
         for check in result["checks"]:
             print(f"verifier: {check['name']}: {check['status']} {check.get('reason', '')}".rstrip())

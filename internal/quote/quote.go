@@ -67,9 +67,18 @@ func Detect(raw []byte) (Kind, error) {
 	return "", fmt.Errorf("quote of %d bytes is neither a TDX v4/v5 quote (at least 632 bytes, version 4 or 5, TEE type 0x81) nor a %d-byte SEV-SNP report (version 2 to 5)", len(raw), SNPReportSize)
 }
 
-// Decode reads a quote's text form: hex (either case) or standard base64,
-// whitespace ignored. It returns the raw bytes and their kind.
+// Decode reads a quote as a file or a request holds it: the raw bytes
+// (what configfs-tsm and /dev/sev-guest produce), or text: hex in either
+// case with or without a 0x prefix, or base64 (standard or URL-safe, with
+// or without padding), whitespace and line breaks ignored. It returns the
+// raw bytes and their kind; an error names every form tried.
 func Decode(text []byte) ([]byte, Kind, error) {
+	if len(text) > 4*MaxQuoteSize {
+		return nil, "", fmt.Errorf("quote is %d bytes, more than the %d-byte limit allows in any encoding", len(text), MaxQuoteSize)
+	}
+	if k, err := Detect(text); err == nil {
+		return append([]byte(nil), text...), k, nil
+	}
 	s := strings.Join(strings.Fields(string(text)), "")
 	if s == "" {
 		return nil, "", errors.New("quote is empty")
@@ -78,24 +87,51 @@ func Decode(text []byte) ([]byte, Kind, error) {
 		return nil, "", fmt.Errorf("quote text is %d characters, more than the %d-byte limit allows", len(s), MaxQuoteSize)
 	}
 	var errs []string
-	if raw, err := hex.DecodeString(s); err == nil {
-		k, err := Detect(raw)
-		if err == nil {
-			return raw, k, nil
+	try := func(form string, raw []byte, err error) ([]byte, Kind, bool) {
+		if err != nil {
+			return nil, "", false
 		}
-		errs = append(errs, "as hex: "+err.Error())
+		k, err := Detect(raw)
+		if err != nil {
+			errs = append(errs, "as "+form+": "+err.Error())
+			return nil, "", false
+		}
+		return raw, k, true
 	}
-	if raw, err := base64.StdEncoding.Strict().DecodeString(s); err == nil {
-		k, err := Detect(raw)
-		if err == nil {
+	hexText := s
+	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
+		hexText = s[2:]
+	}
+	if b, err := hex.DecodeString(hexText); err == nil {
+		if raw, k, ok := try("hex", b, nil); ok {
 			return raw, k, nil
 		}
-		errs = append(errs, "as base64: "+err.Error())
+	}
+	for _, e := range []struct {
+		form string
+		enc  *base64.Encoding
+	}{
+		{"base64", base64.StdEncoding}, {"unpadded base64", base64.RawStdEncoding},
+		{"URL-safe base64", base64.URLEncoding}, {"unpadded URL-safe base64", base64.RawURLEncoding},
+	} {
+		b, err := e.enc.Strict().DecodeString(s)
+		if raw, k, ok := try(e.form, b, err); ok {
+			return raw, k, nil
+		}
 	}
 	if len(errs) == 0 {
-		return nil, "", errors.New("quote is neither hex nor standard base64")
+		return nil, "", fmt.Errorf("quote of %d bytes is not a raw TDX quote or SEV-SNP report, nor hex (with or without 0x), nor base64 (standard or URL-safe, padded or not)%s", len(text), notAQuote(text))
 	}
 	return nil, "", errors.New("quote is not a TDX quote or SEV-SNP report (" + strings.Join(errs, "; ") + ")")
+}
+
+// notAQuote names evidence that is not a TDX or SEV-SNP quote but is
+// often mistaken for one.
+func notAQuote(raw []byte) string {
+	if len(raw) >= 8 && binary.LittleEndian.Uint16(raw[0:2]) == 3 && binary.LittleEndian.Uint32(raw[4:8]) == 0 {
+		return ": it looks like an SGX (version 3) quote, which attests an enclave, not a TD"
+	}
+	return ""
 }
 
 // Encode returns the file encoding SPEC fixes for a quote of kind k: TDX as

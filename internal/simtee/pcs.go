@@ -28,6 +28,9 @@ type PCSOptions struct {
 	NextUpdate time.Time
 	// RevokePCK puts the PCK certificate on the PCK CRL.
 	RevokePCK bool
+	// QEMRSigner replaces the QE identity's MRSIGNER (default: the
+	// simulated QE's), to serve an identity the QE does not match.
+	QEMRSigner []byte
 }
 
 // PCS serves Intel-PCS-shaped collateral (TCB info, QE identity, PCK CRL,
@@ -176,6 +179,10 @@ func (p *PCS) tcbInfo(fmspc string) any {
 }
 
 func (p *PCS) qeIdentity() any {
+	mrsigner := label("qe-mrsigner")[:32]
+	if p.opts.QEMRSigner != nil {
+		mrsigner = p.opts.QEMRSigner
+	}
 	isv := uint32(simQEIsvSvn)
 	date := time.Now().UTC().Format(time.RFC3339)
 	return map[string]any{
@@ -183,7 +190,7 @@ func (p *PCS) qeIdentity() any {
 		"issueDate": time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), "nextUpdate": p.opts.NextUpdate.UTC().Format(time.RFC3339),
 		"tcbEvaluationDataNumber": 17, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
 		"attributes": "11000000000000000000000000000000", "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
-		"mrsigner": hex.EncodeToString(label("qe-mrsigner")[:32]), "isvprodid": simQEProdID,
+		"mrsigner": hex.EncodeToString(mrsigner), "isvprodid": simQEProdID,
 		"tcbLevels": []levelJSON{{Tcb: tcbJSON{Isvsvn: &isv}, TcbDate: date, TcbStatus: p.opts.QEStatus}},
 	}
 }

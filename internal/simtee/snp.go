@@ -121,6 +121,13 @@ func (p *SNP) Simulated() bool { return true }
 // by the simulated VCEK (ECDSA P-384 over SHA-384), with a certificate
 // table holding ARK, ASK and VCEK.
 func (p *SNP) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, error) {
+	return p.QuoteWith(ctx, reportData, nil)
+}
+
+// QuoteWith is Quote with edit applied to the raw report before it is
+// signed: a genuine-looking simulated report with any field, for tests of
+// what verifiers make of it.
+func (p *SNP) QuoteWith(ctx context.Context, reportData [64]byte, edit func(report []byte)) (*quote.Evidence, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -136,7 +143,7 @@ func (p *SNP) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, 
 	le.PutUint32(r[0x30:], 0)                                                    // vmpl
 	le.PutUint32(r[0x34:], 1)                                                    // ECDSA P-384 with SHA-384
 	le.PutUint64(r[0x38:], uint64(tcb))                                          // current_tcb
-	le.PutUint64(r[0x40:], 1)                                                    // platform_info: SMT enabled
+	le.PutUint64(r[0x40:], 0)                                                    // platform_info: SMT off
 	copy(r[0x50:0x90], reportData[:])
 	m, _ := hex.DecodeString(p.measurements["measurement"])
 	copy(r[0x90:0xC0], m)
@@ -150,6 +157,9 @@ func (p *SNP) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, 
 	r[0x1EC], r[0x1ED], r[0x1EE] = 1, 55, 0                         // committed
 	le.PutUint64(r[0x1F0:], uint64(tcb))                            // launch_tcb
 	r[0x188], r[0x189], r[0x18A] = simFamily, simModel, simStepping // CPUID family, model, stepping (v3)
+	if edit != nil {
+		edit(r)
+	}
 	h := sha512.Sum384(sevabi.SignedComponent(r))
 	vcek := p.chain.keys[0].(*ecdsa.PrivateKey)
 	R, S, err := ecdsa.Sign(rand.Reader, vcek, h[:])

@@ -208,6 +208,13 @@ func pemChain(certs ...*x509.Certificate) []byte {
 // Quote implements attest.Provider: a TDX v4 quote over reportData, with
 // QE report, QE auth data and the PCK chain (certification data 6 ⊃ 5).
 func (p *TDX) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, error) {
+	return p.QuoteWith(ctx, reportData, nil)
+}
+
+// QuoteWith is Quote with edit applied to the TD quote body before it is
+// signed: a genuine-looking simulated quote with any field, for tests of
+// what verifiers make of it.
+func (p *TDX) QuoteWith(ctx context.Context, reportData [64]byte, edit func(*tdxpb.TDQuoteBody)) (*quote.Evidence, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -243,6 +250,9 @@ func (p *TDX) Quote(ctx context.Context, reportData [64]byte) (*quote.Evidence, 
 	}
 	chainPEM := pemChain(p.chain.certs[2], p.chain.certs[1], p.chain.certs[0])
 	body := p.newBody(reportData)
+	if edit != nil {
+		edit(body)
+	}
 	header := &tdxpb.Header{
 		Version: 4, AttestationKeyType: 2, TeeType: tdxabi.TeeTDX,
 		QeSvn: []byte{7, 0}, PceSvn: []byte{11, 0}, QeVendorId: intelQEVendorID, UserData: make([]byte, 20),

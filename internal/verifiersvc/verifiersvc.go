@@ -4,16 +4,20 @@
 package verifiersvc
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
+	"encoding/hex"
+	jsonv1 "encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
 
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/validate"
@@ -36,35 +40,76 @@ type Handler struct {
 	// Offline skips collateral; Collateral says where to fetch it.
 	Offline    bool
 	Collateral *verify.CollateralSource
+	// AMD are SEV-SNP trust certificates by role (--ark, --ask, --vcek).
+	AMD verify.AMDCerts
 }
 
 // VerifyRequest is the body of POST /verify.
 type VerifyRequest struct {
-	Quote           string           `json:"quote"`
-	Message         string           `json:"message"`
+	Quote   string `json:"quote"`
+	Message string `json:"message"`
+	// MessageEncoding is how Message is written: "utf8" (default: its
+	// UTF-8 bytes are what was signed), "base64" (standard, padded) or
+	// "hex".
 	MessageEncoding string           `json:"message_encoding,omitempty"`
 	Signature       string           `json:"signature"`
 	KeyType         string           `json:"key_type,omitempty"`
 	PublicKey       string           `json:"public_key,omitempty"`
 	Policy          *validate.Policy `json:"policy,omitempty"`
-	// CertTable is a SEV-SNP certificate table, base64 (/attestation\'s cert_table).
+	// AnyWorkload accepts a quote whose workload the policy does not pin.
+	AnyWorkload bool `json:"any_workload,omitempty"`
+	// CertTable is a SEV-SNP certificate table, base64 (/attestation's cert_table).
 	CertTable string `json:"cert_table,omitempty"`
 }
 
-func decodeStrict(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("invalid JSON: trailing data after the object")
+// decodeStrict decodes exactly one JSON object into v: unknown,
+// duplicate or case-folded member names, invalid UTF-8, wrong types and
+// trailing data are errors.
+func decodeStrict(body []byte, v any) error {
+	if err := json.Unmarshal(body, v, json.RejectUnknownMembers(true)); err != nil {
+		return fmt.Errorf("invalid JSON: %s", short(err.Error()))
 	}
 	return nil
 }
 
+// short bounds what an error message repeats of a request.
+func short(s string) string {
+	if len(s) > 200 {
+		s = s[:200]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		return s + "…"
+	}
+	return s
+}
+
+// decodeMessage reads a message in its encoding, strictly.
+func decodeMessage(m, enc string) ([]byte, error) {
+	switch enc {
+	case "", "utf8":
+		return []byte(m), nil
+	case "base64":
+		if strings.ContainsAny(m, "\r\n") {
+			return nil, errors.New("message is not standard base64 (line breaks are not allowed)")
+		}
+		b, err := base64.StdEncoding.Strict().DecodeString(m)
+		if err != nil {
+			return nil, errors.New("message is not standard base64")
+		}
+		return b, nil
+	case "hex":
+		b, err := hex.DecodeString(m)
+		if err != nil {
+			return nil, errors.New("message is not hex")
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("invalid message_encoding %q: accepted encodings are \"utf8\", \"base64\" and \"hex\"", short(enc))
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, _ := json.Marshal(v)
+	b, _ := jsonv1.Marshal(v) // the same encoding as the CLI's output
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
@@ -101,27 +146,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req VerifyRequest
-	err = decodeStrict(bytes.NewReader(body), &req)
+	err = decodeStrict(body, &req)
 	if err == nil && req.Policy != nil {
 		err = req.Policy.Validate()
+	}
+	if err == nil && (req.Quote == "" || req.Signature == "") {
+		err = errors.New("quote and signature are required")
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	msg := []byte(req.Message)
-	if req.MessageEncoding == "base64" {
-		if msg, err = base64.StdEncoding.DecodeString(req.Message); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "message is not base64"})
-			return
-		}
-	}
-	sig, err := base64.StdEncoding.DecodeString(req.Signature)
+	msg, err := decodeMessage(req.Message, req.MessageEncoding)
 	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(req.Signature)
+	if err != nil || strings.ContainsAny(req.Signature, "\r\n") {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "signature is not standard base64"})
 		return
 	}
-	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, TrustedCerts: h.Trusted, Offline: h.Offline, Collateral: h.Collateral}
+	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral}
 	if req.PublicKey != "" {
 		o.PublicKeyPEM = []byte(req.PublicKey)
 	}
@@ -148,7 +194,7 @@ func (h *Handler) quoteParse(w http.ResponseWriter, body []byte) {
 	var req struct {
 		Quote string `json:"quote"`
 	}
-	if err := decodeStrict(bytes.NewReader(body), &req); err != nil {
+	if err := decodeStrict(body, &req); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}

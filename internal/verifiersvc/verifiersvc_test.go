@@ -40,12 +40,24 @@ func TestVerifyAndQuoteParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	sig := base64.StdEncoding.EncodeToString(k.Sign([]byte("hello")))
-	body, _ := json.Marshal(map[string]any{"quote": q, "message": "hello", "signature": sig, "key_type": "ed25519"})
+	body, _ := json.Marshal(map[string]any{"quote": q, "message": "hello", "signature": sig, "key_type": "ed25519", "any_workload": true})
 	code, m := post(t, ts.URL+"/verify", string(body))
-	if code != 200 || m["valid"] != true {
+	if code != 200 || m["valid"] != true || m["any_workload"] != true {
 		t.Fatalf("%d %v", code, m)
 	}
-	body, _ = json.Marshal(map[string]any{"quote": q, "message": "hellO", "signature": sig, "key_type": "ed25519"})
+	// Nothing pinned: invalid, the policy check naming the ways out.
+	body, _ = json.Marshal(map[string]any{"quote": q, "message": "hello", "signature": sig, "key_type": "ed25519"})
+	code, m = post(t, ts.URL+"/verify", string(body))
+	if code != 200 || m["valid"] != false || !strings.Contains(checkReason(m, "policy"), "--any-workload") {
+		t.Fatalf("unpinned: %d %v", code, m)
+	}
+	// Pinned by a policy in the request.
+	body, _ = json.Marshal(map[string]any{"quote": q, "message": "hello", "signature": sig, "key_type": "ed25519",
+		"policy": map[string]any{"tdx": map[string]any{"mr_td": []string{sampleMRTD}}}})
+	if code, m = post(t, ts.URL+"/verify", string(body)); code != 200 || m["valid"] != true {
+		t.Fatalf("pinned by policy: %d %v", code, m)
+	}
+	body, _ = json.Marshal(map[string]any{"quote": q, "message": "hellO", "signature": sig, "key_type": "ed25519", "any_workload": true})
 	if code, m = post(t, ts.URL+"/verify", string(body)); code != 200 || m["valid"] != false {
 		t.Fatalf("other message: %d %v", code, m)
 	}
@@ -68,6 +80,81 @@ func TestVerifyAndQuoteParse(t *testing.T) {
 			t.Errorf("quote-parse lacks %s", f)
 		}
 	}
+}
+
+const sampleMRTD = "1e305ac8284517f73ada985bfc9fded48b23ed091ba8149678bb10207fb470c7903d7a8ddffa5a7be2a60e349bb75b6e"
+
+func checkReason(m map[string]any, name string) string {
+	checks, _ := m["checks"].([]any)
+	for _, c := range checks {
+		if c, ok := c.(map[string]any); ok && c["name"] == name {
+			r, _ := c["reason"].(string)
+			return r
+		}
+	}
+	return ""
+}
+
+// The service decodes as strictly as the signing server: the bytes
+// checked are the bytes sent.
+func TestVerifyDecodesStrictly(t *testing.T) {
+	ts := httptest.NewServer(&verifiersvc.Handler{Offline: true})
+	defer ts.Close()
+	q := strings.TrimSpace(string(testutil.SampleFile(t, "quote.txt")))
+	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A signature over the text "48656c6c6f".
+	sig := base64.StdEncoding.EncodeToString(k.Sign([]byte("48656c6c6f")))
+	req := func(enc string) string {
+		b, _ := json.Marshal(map[string]any{"quote": q, "message": "48656c6c6f", "message_encoding": enc, "signature": sig, "key_type": "ed25519", "any_workload": true})
+		return string(b)
+	}
+	if code, m := post(t, ts.URL+"/verify", req("utf8")); code != 200 || m["valid"] != true {
+		t.Fatalf("utf8: %d %v", code, m)
+	}
+	// As hex it is the bytes "Hello", which that signature does not cover.
+	if code, m := post(t, ts.URL+"/verify", req("hex")); code != 200 || m["valid"] != false || checkStatus(m, "signature") != "fail" {
+		t.Fatalf("hex: %d %v", code, m)
+	}
+	helloSig := base64.StdEncoding.EncodeToString(k.Sign([]byte("Hello")))
+	b, _ := json.Marshal(map[string]any{"quote": q, "message": "48656c6c6f", "message_encoding": "hex", "signature": helloSig, "key_type": "ed25519", "any_workload": true})
+	if code, m := post(t, ts.URL+"/verify", string(b)); code != 200 || m["valid"] != true {
+		t.Fatalf("hex of Hello signed as Hello: %d %v", code, m)
+	}
+	head := `{"quote":"` + q + `","signature":"` + sig + `","key_type":"ed25519","any_workload":true,`
+	for name, body := range map[string]string{
+		"unknown encoding":  req("bogus"),
+		"encoding in caps":  req("HEX"),
+		"duplicate key":     head + `"message":"evil","message":"48656c6c6f"}`,
+		"case-folded key":   head + `"message":"evil","MESSAGE":"48656c6c6f"}`,
+		"case-folded only":  head + `"Message":"48656c6c6f"}`,
+		"invalid UTF-8":     head + "\"message\":\"48656c6c6f\xff\"}",
+		"lone surrogate":    head + `"message":"48656c6c6f\ud800"}`,
+		"trailing data":     head + `"message":"48656c6c6f"} {}`,
+		"unknown field":     head + `"message":"48656c6c6f","extra":1}`,
+		"wrong type":        head + `"message":5}`,
+		"base64 with CRLF":  head + `"message":"SGVs\r\nbG8=","message_encoding":"base64"}`,
+		"no signature":      `{"quote":"` + q + `","message":"m"}`,
+		"policy field case": head + `"message":"m","policy":{"TDX":{}}}`,
+	} {
+		code, m := post(t, ts.URL+"/verify", body)
+		if code != 400 || m["error"] == nil {
+			t.Errorf("%s: %d %v, want a 400 with an error", name, code, m)
+		}
+	}
+}
+
+func checkStatus(m map[string]any, name string) string {
+	checks, _ := m["checks"].([]any)
+	for _, c := range checks {
+		if c, ok := c.(map[string]any); ok && c["name"] == name {
+			s, _ := c["status"].(string)
+			return s
+		}
+	}
+	return ""
 }
 
 func TestBadRequests(t *testing.T) {
@@ -98,7 +185,8 @@ func TestBadRequests(t *testing.T) {
 func FuzzHandler(f *testing.F) {
 	q, _ := os.ReadFile(filepath.Join(testutil.SampleDir(), "quote.txt"))
 	f.Add("/dcap-tools/quote-parse", `{"quote":"`+strings.TrimSpace(string(q))+`"}`)
-	f.Add("/verify", `{"quote":"00","message":"m","signature":"AA==","key_type":"ed25519","policy":{"tdx":{"mr_td":["aa"]}}}`)
+	f.Add("/verify", `{"quote":"00","message":"m","signature":"AA==","key_type":"ed25519","policy":{"tdx":{"mr_td":["`+sampleMRTD+`"]}}}`)
+	f.Add("/verify", `{"quote":"`+strings.TrimSpace(string(q))+`","message":"48656c6c6f","message_encoding":"hex","signature":"AA==","any_workload":true}`)
 	h := &verifiersvc.Handler{Offline: true}
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if path != "/verify" {

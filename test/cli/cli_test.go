@@ -91,9 +91,33 @@ print("ok")`
 	cliSig := strings.TrimSpace(string(out))
 	root := filepath.Join(dir, "state", "sim-root.pem")
 	quoteFile := filepath.Join(crypto, "docker_attestation_ed25519.txt")
-	testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--offline", "--pubkey", filepath.Join(crypto, "docker_public_key_ed25519.pem"))
+	// The policy of a known-good quote, with RTMR3 computed from the
+	// compose file, pins the workload.
+	policy := testutil.Run(t, bin, "policy", "from-quote", quoteFile, "--compose", filepath.Join(dir, "docker-compose.yaml"))
+	policyFile := testutil.WriteFile(t, "policy.yaml", policy)
+	testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--trust-root", root, "--offline", "--pubkey", filepath.Join(crypto, "docker_public_key_ed25519.pem"), "--policy", policyFile)
+	// Nothing pinned: invalid, exit 1, and the reason says what to do.
+	out, err = testutil.RunErr(bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--offline")
+	var unpinned struct {
+		Valid  bool `json:"valid"`
+		Checks []struct{ Name, Status, Reason string }
+	}
+	json.Unmarshal(out, &unpinned)
+	if code := exitCode(err); code != 1 || unpinned.Valid || len(unpinned.Checks) != 6 {
+		t.Fatalf("verify with nothing pinned: exit %d, %s", code, out)
+	}
+	for _, c := range unpinned.Checks {
+		if c.Name == "policy" && (c.Status != "fail" || !strings.Contains(c.Reason, "--policy") || !strings.Contains(c.Reason, "--any-workload")) {
+			t.Fatalf("policy check without a pin: %+v", c)
+		}
+	}
+	// --any-workload: exit 0, and the result says so.
+	out = testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--offline", "--any-workload")
+	if !bytes.Contains(out, []byte(`"any_workload": true`)) || !bytes.Contains(out, []byte("any workload accepted")) {
+		t.Fatalf("--any-workload: %s", out)
+	}
 	// Without the simulated root: invalid, exit 1.
-	_, err = testutil.RunErr(bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--offline")
+	_, err = testutil.RunErr(bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--offline", "--policy", policyFile)
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("verify without --trust-root: exit %d, want 1", code)
 	}
@@ -113,12 +137,12 @@ print("ok")`
 		t.Fatal("public key changed across a restart")
 	}
 	m = curlSign(t, addr, `{"key_type": "secp256k1", "payload": "after restart"}`)
-	testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", "after restart", "--signature", m["signature"], "--trust-root", root, "--offline", "--pubkey", filepath.Join(crypto, "docker_public_key_secp256k1.pem"))
+	testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", "after restart", "--signature", m["signature"], "--trust-root", root, "--offline", "--pubkey", filepath.Join(crypto, "docker_public_key_secp256k1.pem"), "--policy", policyFile)
 	// Ethereum personal_sign through the server, recovered by the verifier.
 	for i := 0; i < 5; i++ {
 		payload := fmt.Sprintf("random payload %d %d", i, time.Now().UnixNano())
 		m = curlSign(t, addr, `{"payload": "`+payload+`", "format": "eth_personal_sign"}`)
-		out := testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", payload, "--signature", m["signature"], "--format", "eth_personal_sign", "--trust-root", root, "--offline")
+		out := testutil.Run(t, bin, "verify", "--quote", filepath.Join(crypto, "docker_attestation_secp256k1.txt"), "--message", payload, "--signature", m["signature"], "--format", "eth_personal_sign", "--trust-root", root, "--offline", "--policy", policyFile)
 		var res struct {
 			Valid           bool   `json:"valid"`
 			Signer          string `json:"signer"`

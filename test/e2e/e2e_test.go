@@ -20,9 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/teesign/teesign/internal/simtee"
 	"github.com/teesign/teesign/internal/testutil"
-	"github.com/teesign/teesign/validate"
 )
 
 func run(t *testing.T, dir string, name string, args ...string) string {
@@ -145,18 +143,14 @@ networks:
 	}
 
 	// 4. The host verifies each signature against the mounted quote, with
-	// the simulated root and a policy pinning the measurements and RTMR3.
-	m := simtee.TDXMeasurements(nil)
-	pol := &validate.Policy{Tdx: map[string][]string{}}
-	for _, f := range []string{"tee_tcb_svn", "mr_seam", "mr_td", "rtmr0", "rtmr1", "rtmr2"} {
-		pol.Tdx[f] = []string{m[f]}
-	}
-	pol.Tdx["rtmr3"] = []string{hex.EncodeToString(validate.ComposeRTMR3([]byte(compose)))}
-	polJSON, _ := json.Marshal(pol)
-	policyFile := filepath.Join(dir, "policy.json")
-	os.WriteFile(policyFile, polJSON, 0o644)
+	// the simulated root and a policy pinning the measurements, RTMR3
+	// computed from the compose file.
 	for _, s := range sigs {
 		alg := s["key_type"].(string)
+		policy := run(t, dir, filepath.Join(dir, "teesign"), "policy", "from-quote",
+			filepath.Join(project, "crypto", "docker_attestation_"+alg+".txt"), "--compose", filepath.Join(project, "docker-compose.yaml"))
+		policyFile := filepath.Join(dir, "policy-"+alg+".yaml")
+		os.WriteFile(policyFile, []byte(policy), 0o644)
 		out := run(t, dir, filepath.Join(dir, "teesign"), "verify", "--offline",
 			"--quote", filepath.Join(project, "crypto", "docker_attestation_"+alg+".txt"),
 			"--message", s["payload"].(string), "--signature", s["signature"].(string), "--key-type", alg,

@@ -1,0 +1,68 @@
+package cli_test
+
+import (
+	"encoding/base64"
+	"path/filepath"
+	"testing"
+
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/testutil"
+)
+
+// Exit codes come from structure: 2 only for what cobra's flag, argument,
+// required-flag and flag-group validation refuses; 1 for every other
+// failure, invalid verdicts included; 0 for success.
+func TestExitCodes(t *testing.T) {
+	quote := filepath.Join(testutil.SampleDir(), "quote.txt")
+	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := base64.StdEncoding.EncodeToString(k.Sign([]byte("m")))
+	dir := t.TempDir()
+	notAQuote := testutil.WriteFile(t, "not-a-quote.txt", []byte("hello"))
+	badPolicy := testutil.WriteFile(t, "bad-policy.yaml", []byte("tdx:\n  mr_td: [\"aa\"]\n"))
+	verify := func(extra ...string) []string {
+		return append([]string{"verify", "--quote", quote, "--message", "m", "--signature", sig, "--offline"}, extra...)
+	}
+	for name, c := range map[string]struct {
+		args []string
+		code int
+	}{
+		"help":                           {[]string{"--help"}, 0},
+		"verify valid, any workload":     {verify("--any-workload", "--key-type", "ed25519"), 0},
+		"unknown command":                {[]string{"bogus"}, 2},
+		"unknown subcommand":             {[]string{"quote", "bogus"}, 2},
+		"unknown flag":                   {verify("--bogus"), 2},
+		"bad key type":                   {verify("--key-type", "rsa"), 2},
+		"bad format":                     {verify("--format", "pem"), 2},
+		"bad --now":                      {verify("--now", "yesterday"), 2},
+		"missing --signature":            {[]string{"verify", "--quote", quote, "--message", "m"}, 2},
+		"no message":                     {[]string{"verify", "--quote", quote, "--signature", sig}, 2},
+		"message and message file":       {verify("--message-file", quote), 2},
+		"extra argument":                 {append(verify(), "extra"), 2},
+		"inspect without a file":         {[]string{"quote", "inspect"}, 2},
+		"provision without --compose":    {[]string{"provision", "--state", dir, "--tee", "sim-tdx"}, 2},
+		"bad --tee":                      {[]string{"provision", "--compose", "x.yaml", "--tee", "sgx"}, 2},
+		"bad --log-level":                {[]string{"provision", "--compose", "x.yaml", "--log-level", "loud"}, 2},
+		"bad --allow":                    {[]string{"serve", "--compose", "x.yaml", "--allow", "10.0.0.1"}, 2},
+		"bad --payload-encoding":         {[]string{"sign", "--payload-encoding", "b32", "x"}, 2},
+		"verify invalid: unpinned":       {verify(), 1},
+		"verify invalid: wrong key type": {verify("--any-workload", "--key-type", "secp256k1"), 1},
+		"verify: no such quote file":     {[]string{"verify", "--quote", filepath.Join(dir, "none"), "--message", "m", "--signature", sig}, 1},
+		"verify: signature not base64":   {verify("--any-workload", "--key-type", "ed25519", "--signature", "%%%"), 1},
+		"verify: policy refused at load": {verify("--policy", badPolicy), 1},
+		"verify: no such policy":         {verify("--policy", filepath.Join(dir, "none")), 1},
+		"verify: not a quote":            {[]string{"verify", "--quote", notAQuote, "--message", "m", "--signature", sig, "--any-workload"}, 1},
+		"inspect: no such file":          {[]string{"quote", "inspect", filepath.Join(dir, "none")}, 1},
+		"inspect: not a quote":           {[]string{"quote", "inspect", notAQuote}, 1},
+		"policy from a non-quote":        {[]string{"policy", "from-quote", notAQuote}, 1},
+		"provision: no compose file":     {[]string{"provision", "--compose", filepath.Join(dir, "none.yaml"), "--state", filepath.Join(dir, "s"), "--tee", "sim-tdx"}, 1},
+		"sign: no server":                {[]string{"sign", "--server", "http://127.0.0.1:1", "x"}, 1},
+	} {
+		_, err := testutil.RunErr(bin, c.args...)
+		if got := exitCode(err); got != c.code {
+			t.Errorf("%s (%v): exit %d, want %d", name, c.args, got, c.code)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/internal/simtee"
+	"github.com/teesign/teesign/internal/testutil"
+	"github.com/teesign/teesign/verify"
+)
+
+func evidence(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// SEV-SNP trust certificates are told apart by what they are, or given by
+// role; one that fits no role, or the wrong role, is an error.
+func TestSNPTrustRoles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := simtee.NewSNP(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Ed25519)
+	ev, err := p.Quote(ctx, k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := quote.Encode(ev.Kind, ev.Raw)
+	msg := []byte("roles")
+	sig := k.Sign(msg)
+	certs := trusted(t, filepath.Join(dir, simtee.SNPRootFile)) // ARK, ASK, VCEK
+	ark, ask, vcek := certs[0], certs[1], certs[2]
+	opts := func(o verify.Options) verify.Options {
+		o.KeyType, o.Offline, o.AnyWorkload = "ed25519", true, true
+		return o
+	}
+	// Sorted by what they are, in any order, mixed with a TDX root.
+	tdxDir, _, _ := simTDX(t, keys.Ed25519, nil)
+	tdxRoot := trusted(t, filepath.Join(tdxDir, simtee.TDXRootFile))
+	mixed := append(append([]*x509.Certificate{vcek, tdxRoot[0]}, ask), ark)
+	res, err := verify.Verify(ctx, q, msg, sig, opts(verify.Options{TrustedCerts: mixed}))
+	if err != nil || !res.Valid {
+		t.Fatalf("certificates by what they are: %v %+v", err, res)
+	}
+	// Given by role.
+	res, err = verify.Verify(ctx, q, msg, sig, opts(verify.Options{AMD: verify.AMDCerts{ARK: ark, ASK: ask, VCEK: vcek}}))
+	if err != nil || !res.Valid {
+		t.Fatalf("certificates by role: %v %+v", err, res)
+	}
+	// The wrong role, or a certificate that fits none, is an error.
+	for name, o := range map[string]verify.Options{
+		"ASK given as VCEK":   {AMD: verify.AMDCerts{ARK: ark, ASK: ask, VCEK: ask}},
+		"VCEK given as ARK":   {AMD: verify.AMDCerts{ARK: vcek, ASK: ask}},
+		"ARK given as ASK":    {AMD: verify.AMDCerts{ASK: ark}},
+		"ASK without its ARK": {TrustedCerts: []*x509.Certificate{ask, vcek}},
+	} {
+		if _, err := verify.Verify(ctx, q, msg, sig, opts(o)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// A leaf named like a VCEK but without AMD's extensions fits no role.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "SEV-VCEK"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray, _ := x509.ParseCertificate(der)
+	_, err = verify.Verify(ctx, q, msg, sig, opts(verify.Options{TrustedCerts: []*x509.Certificate{ark, ask, vcek, stray}}))
+	if err == nil || !strings.Contains(err.Error(), "fits no role") {
+		t.Fatalf("a stray certificate among the trust roots: %v", err)
+	}
+}
+
+// A real VLEK-signed report (confidential-containers/trustee's test data)
+// verifies with its VLEK and AMD's Milan ARK and ASVK, at a time inside
+// the VLEK's validity; with only the VCEK-signing ASK it does not.
+func TestRealVLEKChain(t *testing.T) {
+	report := evidence(t, "trustee_snp_vlek_report.bin")
+	vlek := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_snp_vlek.pem"))
+	amd := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_milan_ask_ark_asvk.pem"))
+	when := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	o := verify.Options{Offline: true, AnyWorkload: true, Now: when, TrustedCerts: append(append([]*x509.Certificate{}, amd...), vlek...)}
+	res, err := verify.Verify(context.Background(), report, []byte("m"), []byte("s"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status(res)["quote_signature"] != "pass" || status(res)["cert_chain"] != "pass" {
+		t.Fatalf("VLEK chain: %+v", res.Checks)
+	}
+	// After the VLEK expired, the chain fails and says when.
+	o.Now = time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	res, _ = verify.Verify(context.Background(), report, []byte("m"), []byte("s"), o)
+	if c := byName(res, "cert_chain"); c.Status != "fail" || !strings.Contains(c.Reason, "2026-11-30") {
+		t.Fatalf("expired VLEK: %+v", c)
+	}
+	// A real Milan report signed by a VCEK verifies against AMD's own roots.
+	hexReport := evidence(t, "virtee-sev_report_milan.hex")
+	if _, err := hex.DecodeString(strings.TrimSpace(string(hexReport))); err != nil {
+		t.Fatal(err)
+	}
+	vcek := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "virtee-sev_vcek_milan.pem"))
+	res, err = verify.Verify(context.Background(), hexReport, []byte("m"), []byte("s"), verify.Options{Offline: true, AnyWorkload: true, AMD: verify.AMDCerts{VCEK: vcek[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status(res)["quote_signature"] != "pass" || status(res)["cert_chain"] != "pass" {
+		t.Fatalf("VCEK chain of a real Milan report: %+v", res.Checks)
+	}
+}
