@@ -185,7 +185,7 @@ func TestSimulatedQuotes(t *testing.T) {
 		t.Fatalf("other workload accepted: %+v", res.Checks)
 	}
 
-	snp, err := simtee.NewSNP(dir, workload)
+	snp, err := simtee.NewSNP(dir, workload, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestEthPersonalSign(t *testing.T) {
 // certificate table; a table cannot make its own ARK trusted.
 func TestSNPCertTable(t *testing.T) {
 	dir := t.TempDir()
-	p, err := simtee.NewSNP(dir, nil)
+	p, err := simtee.NewSNP(dir, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,13 @@ import (
 
 // vmFlags are the flags provision and serve share.
 type vmFlags struct {
-	compose  []string
-	state    string
-	tee      string
-	logLevel slog.Level
+	compose               []string
+	state                 string
+	tee                   string
+	cryptoDir             string
+	keyLifetime           string
+	keepKeys, allowPrivKM bool
+	logLevel              slog.Level
 }
 
 func (f *vmFlags) register(c *cobra.Command) {
@@ -35,6 +38,10 @@ func (f *vmFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.state, "state", defaultStateDir(), "state directory holding the keys (created 0700)")
 	c.Flags().Var(newEnum(&f.tee, attest.Auto, attest.Names()...), "tee", "attestation provider: "+strings.Join(attest.Names(), ", "))
 	c.Flags().Var(levelValue{&f.logLevel}, "log-level", "log level: debug, info, warn, error")
+	c.Flags().StringVar(&f.cryptoDir, "crypto-dir", "", "directory that receives every algorithm's public key and quote at every start (default: crypto/ beside the first compose file; SecretVM's is /mnt/secure/docker_wd/crypto)")
+	c.Flags().Var(newEnum(&f.keyLifetime, provision.LifetimePersist, provision.LifetimePersist, provision.LifetimeBoot), "key-lifetime", "persist: keys kept in the state directory (sealed where the TEE can seal) for as long as the workload stays the same; boot: keys in memory only, new at every start")
+	c.Flags().BoolVar(&f.keepKeys, "keep-keys-across-updates", false, "keep the keys when the measured workload changes, instead of retiring them to STATE/history: trusts whoever controls upgrades with every key")
+	c.Flags().BoolVar(&f.allowPrivKM, "allow-private-key-mounts", false, "write docker_private_key_<alg>.pem where a compose file mounts it (SecretVM's legacy scheme: the key leaves teesign's control)")
 }
 
 func defaultStateDir() string {
@@ -52,11 +59,16 @@ func (f *vmFlags) logger(w io.Writer) (*slog.Logger, error) {
 }
 
 func (f *vmFlags) provision(ctx context.Context, log *slog.Logger) (*provision.Result, error) {
-	return provision.Run(ctx, provision.Options{ComposeFiles: f.compose, StateDir: f.state, TEE: f.tee, Logger: log})
+	return provision.Run(ctx, provision.Options{ComposeFiles: f.compose, StateDir: f.state, TEE: f.tee, CryptoDir: f.cryptoDir,
+		KeyLifetime: f.keyLifetime, KeepKeysAcrossUpdates: f.keepKeys, AllowPrivateKeyMounts: f.allowPrivKM, Logger: log})
 }
 
 func printFiles(w io.Writer, res *provision.Result) {
-	fmt.Fprintf(w, "teesign: TEE %s (simulated: %v), state %s\n", res.Provider.Name(), res.Provider.Simulated(), res.Store.Dir())
+	fmt.Fprintf(w, "teesign: TEE %s (simulated: %v), state %s, keys sealed: %v\n", res.Provider.Name(), res.Provider.Simulated(), res.Store.Dir(), res.Sealed)
+	fmt.Fprintf(w, "teesign: workload %s\n", res.Workload)
+	if res.Retired != "" {
+		fmt.Fprintf(w, "teesign: the previous keys were retired to %s\n", res.Retired)
+	}
 	for _, alg := range keys.Algs() {
 		rd := res.Identities[alg].Key.Public().ReportData()
 		fmt.Fprintf(w, "teesign: %s report_data %x\n", alg, rd[:])
@@ -64,13 +76,14 @@ func printFiles(w io.Writer, res *provision.Result) {
 			fmt.Fprintf(w, "teesign: %s ethereum address %s\n", alg, addr)
 		}
 	}
-	if len(res.Files) == 0 {
-		fmt.Fprintln(w, "teesign: the compose files mount no teesign file (docker_public_key_<alg>.pem, docker_attestation_<alg>.txt)")
-	}
 	for _, f := range res.Files {
 		state := "wrote"
 		if !f.Changed {
 			state = "unchanged"
+		}
+		if f.Service == "" {
+			fmt.Fprintf(w, "teesign: %s %s (%s %s, mode %04o) in the crypto directory\n", state, f.Path, f.Kind, f.Alg, f.Mode.Perm())
+			continue
 		}
 		fmt.Fprintf(w, "teesign: %s %s (%s %s, mode %04o) for service %q at %s\n", state, f.Path, f.Kind, f.Alg, f.Mode.Perm(), f.Service, f.Target)
 	}

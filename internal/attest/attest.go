@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-configfs-tsm/configfs/linuxtsm"
 	sevclient "github.com/google/go-sev-guest/client"
 
+	"github.com/teesign/teesign/internal/keystore"
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
 )
@@ -55,11 +56,13 @@ type Options struct {
 	// SEVGuestDevice is the legacy SEV-SNP device path; "" means /dev/sev-guest.
 	SEVGuestDevice string
 	// OpenSEVDevice opens the legacy SEV-SNP device; nil means
-	// go-sev-guest's client.OpenDevice (tests pass its fake device).
+	// go-sev-guest's client.OpenDevice (tests pass its fake device). The
+	// device also derives SEV-SNP sealing keys.
 	OpenSEVDevice func() (sevclient.Device, error)
-	// Warn receives the loud warning auto prints when it falls back to a
-	// simulated TEE. nil discards it.
-	Warn func(msg string)
+	// SimImage names the simulated image the simulators boot: "" is the
+	// documented one; another name gives other launch measurements (MRTD
+	// and RTMR0-2, or MEASUREMENT), as booting another image would.
+	SimImage string
 }
 
 // New returns the provider called name.
@@ -73,6 +76,10 @@ func New(ctx context.Context, name string, o Options) (Provider, error) {
 	case SEVSNP:
 		p, err := newConfigfs(o, quote.SEVSNP)
 		if err == nil {
+			p.openDev = o.OpenSEVDevice
+			if p.openDev == nil {
+				p.openDev = func() (sevclient.Device, error) { return sevclient.OpenDevice() }
+			}
 			return p, nil
 		}
 		dev := sevDevice(o)
@@ -84,14 +91,30 @@ func New(ctx context.Context, name string, o Options) (Provider, error) {
 		}
 		return nil, fmt.Errorf("%w; and %s does not exist", err, dev)
 	case SimTDX:
-		return simtee.NewTDX(o.StateDir, o.Workload)
+		p, err := simtee.NewTDX(o.StateDir, o.Workload, o.SimImage)
+		if err != nil {
+			return nil, err
+		}
+		return &simProvider{Provider: p, sealer: p}, nil
 	case SimSEVSNP:
-		return simtee.NewSNP(o.StateDir, o.Workload)
+		p, err := simtee.NewSNP(o.StateDir, o.Workload, o.SimImage)
+		if err != nil {
+			return nil, err
+		}
+		return &simProvider{Provider: p, sealer: p}, nil
 	case Auto:
 		return detect(ctx, o)
 	}
 	return nil, fmt.Errorf("unknown TEE %q: use one of auto, tdx, sev-snp, sim-tdx, sim-sev-snp", name)
 }
+
+// simProvider is a simulator, which seals.
+type simProvider struct {
+	Provider
+	sealer keystore.Sealer
+}
+
+func (s *simProvider) Sealer(*quote.Evidence) (keystore.Sealer, error) { return s.sealer, nil }
 
 func detect(ctx context.Context, o Options) (Provider, error) {
 	if tsm, err := tsmClient(o); err == nil {
@@ -105,10 +128,9 @@ func detect(ctx context.Context, o Options) (Provider, error) {
 	if o.OpenSEVDevice != nil || fileExists(sevDevice(o)) {
 		return New(ctx, SEVSNP, o)
 	}
-	if o.Warn != nil {
-		o.Warn("NO TEE HARDWARE FOUND: using the simulated TDX provider (sim-tdx). Its quotes are signed by a local test chain and prove nothing about this machine; verifiers reject them unless given sim-root.pem with --trust-root.")
-	}
-	return New(ctx, SimTDX, o)
+	return nil, errors.New("--tee auto found no TEE: no configfs-tsm provider (tdx_guest or sev_guest under /sys/kernel/config/tsm/report) and no /dev/sev-guest. " +
+		"On a TDX or SEV-SNP guest, mount configfs (mount -t configfs none /sys/kernel/config) and run as root, or name the TEE (--tee tdx, --tee sev-snp). " +
+		"teesign never chooses a simulator by itself: to run without TEE hardware, name one (--tee sim-tdx or --tee sim-sev-snp)")
 }
 
 func sevDevice(o Options) string {

@@ -1,8 +1,11 @@
 package attest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +17,8 @@ import (
 	sevtest "github.com/google/go-sev-guest/testing"
 
 	"github.com/teesign/teesign/internal/attest"
+	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/keystore"
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
 )
@@ -22,7 +27,7 @@ import (
 // is a quote (made by the simulated TEE) for the inblob written.
 func fakeTDX(t *testing.T, provider string) configfsi.Client {
 	t.Helper()
-	sim, err := simtee.NewTDX(t.TempDir(), nil)
+	sim, err := simtee.NewTDX(t.TempDir(), nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,20 +106,84 @@ func TestConfigfsErrorsExplain(t *testing.T) {
 	}
 }
 
-func TestAutoFallsBackToSimulatedLoudly(t *testing.T) {
-	var warned string
-	p, err := attest.New(context.Background(), attest.Auto, attest.Options{
-		StateDir: t.TempDir(), TSM: deniedTSM{}, SEVGuestDevice: "/nonexistent",
-		Warn: func(m string) { warned = m },
-	})
-	if err != nil {
-		t.Fatal(err)
+// --tee auto never chooses a simulator: with no TEE it stops and names
+// the simulator flags.
+func TestAutoNeverSimulates(t *testing.T) {
+	dir := t.TempDir()
+	p, err := attest.New(context.Background(), attest.Auto, attest.Options{StateDir: dir, TSM: deniedTSM{}, SEVGuestDevice: "/nonexistent"})
+	if err == nil || p != nil || !strings.Contains(err.Error(), "--tee sim-tdx") || !strings.Contains(err.Error(), "--tee sim-sev-snp") {
+		t.Fatalf("auto without a TEE: %v %v", p, err)
 	}
-	if p.Name() != attest.SimTDX || !p.Simulated() || !strings.Contains(warned, "NO TEE HARDWARE") {
-		t.Fatalf("auto: %s, warning %q", p.Name(), warned)
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("auto without a TEE made a simulated chain: %v", entries)
 	}
 	if _, err := attest.New(context.Background(), "sgx", attest.Options{}); err == nil {
 		t.Fatal("unknown TEE accepted")
+	}
+}
+
+// SEV-SNP sealing on go-sev-guest's fake device: the key comes from
+// SNP_GET_DERIVED_KEY rooted in the VCEK, mixing the measurement, the
+// guest policy and the TCB version recorded at sealing; sealed files hold
+// no private key; another chip's key opens nothing.
+func TestSEVSealingOnFakeDevice(t *testing.T) {
+	var rd [64]byte
+	copy(rd[:], "teesign sealing")
+	raw := sevtest.CreateRawReport(&sevtest.TestReportOptions{ReportData: rd[:]})
+	binary.LittleEndian.PutUint64(raw[0x1E0:], 0x7300000000000003) // COMMITTED_TCB
+	dev, err := sevtest.TcDevice([]sevtest.TestCase{{Name: "seal", Input: rd, Output: raw}}, &sevtest.DeviceOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Root key VCEK (0), fields measurement|policy|TCB version (0b101001),
+	// VMPL 0, guest SVN 0, TCB version as committed.
+	req := "0 29 0 0 7300000000000003"
+	dev.Keys = map[string][]byte{req: bytes.Repeat([]byte{0x5e}, 32)}
+	open := func() (sevclient.Device, error) { return dev, dev.Open("/dev/sev-guest") }
+	p, err := attest.New(context.Background(), attest.SEVSNP, attest.Options{TSM: deniedTSM{}, OpenSEVDevice: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := p.Quote(context.Background(), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := p.(attest.Sealing).Sealer(ev)
+	if err != nil || sealer == nil {
+		t.Fatalf("sealer: %v", err)
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	store, err := keystore.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	priv := map[keys.Alg]*keys.PrivateKey{}
+	for _, alg := range keys.Algs() {
+		priv[alg], _ = keys.Generate(alg)
+	}
+	id := keystore.Identity{TEE: attest.SEVSNP, Fields: map[string]string{"measurement": "00"}}
+	rec, err := store.Create(id, priv, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rec.SealParams) != `{"tcb_version":8286623314361712643,"vmpl":0}` {
+		t.Fatalf("seal parameters %s", rec.SealParams)
+	}
+	for _, alg := range keys.Algs() {
+		data, _ := os.ReadFile(store.KeyPath(alg, true))
+		if bytes.Contains(data, priv[alg].MarshalPEM()) || bytes.Contains(data, []byte("PRIVATE")) {
+			t.Fatalf("%s: the sealed file holds the key", alg)
+		}
+	}
+	got, err := store.Load(rec, sealer)
+	if err != nil || !got[keys.Ed25519].Public().Equal(priv[keys.Ed25519].Public()) {
+		t.Fatalf("unseal: %v", err)
+	}
+	// Another chip derives another key: nothing opens.
+	dev.Keys[req] = bytes.Repeat([]byte{0x77}, 32)
+	if _, err := store.Load(rec, sealer); err == nil || !strings.Contains(err.Error(), "cannot be opened") {
+		t.Fatalf("another chip's key: %v", err)
 	}
 }
 
@@ -153,7 +222,7 @@ func TestSEVGuestDevice(t *testing.T) {
 // configfs-tsm with provider sev_guest: the report and its certificate
 // table (auxblob).
 func TestConfigfsSEVSNP(t *testing.T) {
-	sim, err := simtee.NewSNP(t.TempDir(), nil)
+	sim, err := simtee.NewSNP(t.TempDir(), nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +265,7 @@ func TestConfigfsSEVSNP(t *testing.T) {
 }
 
 // Without TEE hardware (as on CI machines), asking for it explicitly is an
-// error that says what is missing; auto falls back to the simulation.
+// error that says what is missing.
 func TestHardwareAbsentIsExplained(t *testing.T) {
 	if _, err := os.Stat("/sys/kernel/config/tsm/report"); err == nil {
 		t.Skip("this machine has configfs-tsm: the absent-hardware messages cannot be checked here")

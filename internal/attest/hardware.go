@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-configfs-tsm/report"
 	sevclient "github.com/google/go-sev-guest/client"
 
+	"github.com/teesign/teesign/internal/keystore"
 	"github.com/teesign/teesign/internal/quote"
 )
 
@@ -20,6 +21,17 @@ import (
 type configfsProvider struct {
 	tsm  configfsi.Client
 	kind quote.Kind
+	// openDev opens /dev/sev-guest, which derives SEV-SNP sealing keys
+	// (configfs-tsm does not); nil for TDX.
+	openDev func() (sevclient.Device, error)
+}
+
+// Sealer implements Sealing for SEV-SNP; TDX has no sealing key.
+func (p *configfsProvider) Sealer(ev *quote.Evidence) (keystore.Sealer, error) {
+	if p.openDev == nil {
+		return nil, nil
+	}
+	return snpHardwareSealer(p.openDev, ev)
 }
 
 func tsmProviderName(k quote.Kind) string {
@@ -120,6 +132,11 @@ func checkHardwareQuote(k quote.Kind, raw, certTable []byte, reportData [64]byte
 type sevDeviceProvider struct {
 	path string
 	open func() (sevclient.Device, error)
+}
+
+// Sealer implements Sealing.
+func (p *sevDeviceProvider) Sealer(ev *quote.Evidence) (keystore.Sealer, error) {
+	return snpHardwareSealer(p.open, ev)
 }
 
 func (p *sevDeviceProvider) Name() string     { return SEVSNP }

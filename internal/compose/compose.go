@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/teesign/teesign/internal/keys"
@@ -99,6 +102,16 @@ type Project struct {
 	Contents [][]byte
 	// Mounts are the requests, sorted by source path then service.
 	Mounts []Mount
+	// Warnings name what the files leave to chance: a teesign mount
+	// whose path uses an unset variable.
+	Warnings []string
+}
+
+// unsetRef matches a reference to variable name with a default or an
+// error message (${X:-d}, ${X-d}, ${X:?m}, ${X?m}), which is not left to
+// chance.
+func unsetRef(name string) *regexp.Regexp {
+	return regexp.MustCompile(`\$\{` + regexp.QuoteMeta(name) + `:?[-?]`)
 }
 
 // Load reads and merges the compose files and returns every teesign mount.
@@ -121,10 +134,37 @@ func Load(ctx context.Context, files []string) (*Project, error) {
 		p.Files = append(p.Files, abs)
 		p.Contents = append(p.Contents, data)
 	}
+	// Values that referred to an unset variable, with its names: a mount
+	// path among them lands somewhere else than its author meant.
+	unset := map[string][]string{}
+	record := func(o *loader.Options) {
+		// env_file and the environment are not resolved: mounts need no
+		// values from them, and SecretVM writes usr/.env at boot, after
+		// teesign may run.
+		o.SkipResolveEnvironment = true
+		if o.Interpolate == nil {
+			return
+		}
+		sub := o.Interpolate.Substitute
+		o.Interpolate.Substitute = func(value string, m template.Mapping) (string, error) {
+			var missing []string
+			out, err := sub(value, func(name string) (string, bool) {
+				v, ok := m(name)
+				if !ok && !unsetRef(name).MatchString(value) {
+					missing = append(missing, name)
+				}
+				return v, ok
+			})
+			if len(missing) > 0 {
+				unset[value] = missing
+			}
+			return out, err
+		}
+	}
 	opts, err := cli.NewProjectOptions(p.Files,
 		cli.WithWorkingDirectory(filepath.Dir(p.Files[0])),
 		cli.WithOsEnv, cli.WithEnvFiles(), cli.WithDotEnv, cli.WithName("teesign"),
-		cli.WithResolvedPaths(true))
+		cli.WithResolvedPaths(true), cli.WithLoadOptions(record))
 	if err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
@@ -137,6 +177,19 @@ func Load(ctx context.Context, files []string) (*Project, error) {
 		return nil, err
 	}
 	p.Mounts = mounts
+	values := make([]string, 0, len(unset))
+	for v := range unset {
+		values = append(values, v)
+	}
+	sort.Strings(values)
+	for _, v := range values {
+		for _, k := range kinds {
+			if strings.Contains(v, k.prefix) {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("the mount %q uses the unset variable %s, which became empty: the file lands at another path than its author meant; set it or give a default (${%s:-...})", v, strings.Join(unset[v], ", "), unset[v][0]))
+				break
+			}
+		}
+	}
 	return p, nil
 }
 

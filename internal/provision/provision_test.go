@@ -125,7 +125,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Files) != 4 {
+	if len(res.Files) != 8 { // four in the crypto directory, four mounts (the same paths)
 		t.Fatalf("files: %v", res.Files)
 	}
 	// A second process is refused while the first holds the state.
@@ -170,23 +170,34 @@ services:
 	}
 }
 
-// The legacy private key mount: written 0600, the state's key, with a warning.
+// The legacy private key mount: refused, writing nothing, unless
+// --allow-private-key-mounts; then written 0600, the state's key, with a
+// warning.
 func TestLegacyPrivateKeyMount(t *testing.T) {
 	dir := t.TempDir()
 	f := write(t, dir, "docker-compose.yaml", `
 services:
   legacy:
     image: x
-    volumes: ["./crypto/docker_private_key_ed25519.pem:/key.pem"]
+    volumes: ["./keys/docker_private_key_ed25519.pem:/key.pem"]
 `)
+	_, err := provision.Run(context.Background(), provision.Options{ComposeFiles: []string{f}, StateDir: filepath.Join(dir, "state"), TEE: "sim-tdx"})
+	if err == nil || !strings.Contains(err.Error(), `service "legacy"`) || !strings.Contains(err.Error(), "docker_private_key_ed25519.pem") || !strings.Contains(err.Error(), "--allow-private-key-mounts") {
+		t.Fatalf("private key mount without the flag: %v", err)
+	}
+	for _, p := range []string{filepath.Join(dir, "state"), filepath.Join(dir, "keys"), filepath.Join(dir, "crypto")} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s was written although the mount was refused", p)
+		}
+	}
 	var logs strings.Builder
 	res, err := provision.Run(context.Background(), provision.Options{ComposeFiles: []string{f}, StateDir: filepath.Join(dir, "state"), TEE: "sim-tdx",
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		AllowPrivateKeyMounts: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Close()
-	p := filepath.Join(dir, "crypto", "docker_private_key_ed25519.pem")
+	p := filepath.Join(dir, "keys", "docker_private_key_ed25519.pem")
 	st, err := os.Stat(p)
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("private key file: %v %v", st, err)

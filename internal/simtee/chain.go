@@ -2,7 +2,9 @@ package simtee
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -91,13 +93,31 @@ func loadOrCreate(path string, nCerts, nKeys int, create func() (*chainFile, err
 	return c, nil
 }
 
-// exportRoots writes certificates as PEM to path (mode 0644) when its
-// content differs.
+// exportRoots writes certificates as PEM to path (mode 0600, as everything
+// in the state directory) when its content differs.
 func exportRoots(path string, certs ...*x509.Certificate) error {
 	var out []byte
 	for _, c := range certs {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
-	_, err := atomicfile.WriteIfChanged(path, out, 0o644)
+	_, err := atomicfile.WriteIfChanged(path, out, 0o600)
 	return err
+}
+
+// simSealingKey derives a simulated sealing key: SHA-256 over the
+// simulated chip's secret key, the simulator's name, the measurement it
+// binds and the seal's parameters.
+func simSealingKey(chipKey crypto.Signer, name, measurement string, params []byte) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(chipKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: sealing key: %w", name, err)
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte("teesign simulated sealing key v1"), der, []byte(name), []byte(measurement), params} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return h.Sum(nil), nil
 }

@@ -34,15 +34,30 @@ var (
 // RTMR3 of the given workload, as lowercase hex under the field names of
 // `teesign quote inspect`.
 func TDXMeasurements(workload [][]byte) map[string]string {
+	return TDXImageMeasurements(workload, "")
+}
+
+// imageLabel is label for the documented image (""), and
+// SHA-384("teesign-sim/<image>/<name>") for another simulated image.
+func imageLabel(image, name string) []byte {
+	if image == "" {
+		return label(name)
+	}
+	return label(image + "/" + name)
+}
+
+// TDXImageMeasurements is TDXMeasurements for a TD booted from another
+// simulated image: its MR_TD and RTMR0-2 differ.
+func TDXImageMeasurements(workload [][]byte, image string) map[string]string {
 	return map[string]string{
 		"tee_tcb_svn":   hex.EncodeToString(simTeeTcbSvn),
 		"mr_seam":       hex.EncodeToString(label("mr_seam")),
 		"td_attributes": hex.EncodeToString(simTdAttributes),
 		"xfam":          hex.EncodeToString(simXfam),
-		"mr_td":         hex.EncodeToString(label("mr_td")),
-		"rtmr0":         hex.EncodeToString(label("rtmr0")),
-		"rtmr1":         hex.EncodeToString(label("rtmr1")),
-		"rtmr2":         hex.EncodeToString(label("rtmr2")),
+		"mr_td":         hex.EncodeToString(imageLabel(image, "mr_td")),
+		"rtmr0":         hex.EncodeToString(imageLabel(image, "rtmr0")),
+		"rtmr1":         hex.EncodeToString(imageLabel(image, "rtmr1")),
+		"rtmr2":         hex.EncodeToString(imageLabel(image, "rtmr2")),
 		"rtmr3":         hex.EncodeToString(validate.ComposeRTMR3(workload...)),
 	}
 }
@@ -51,9 +66,15 @@ func TDXMeasurements(workload [][]byte) map[string]string {
 // host_data (SHA-256 of the workload's RTMR3-style digest, so that a
 // verifier can pin the workload on SEV-SNP too).
 func SNPMeasurements(workload [][]byte) map[string]string {
+	return SNPImageMeasurements(workload, "")
+}
+
+// SNPImageMeasurements is SNPMeasurements for a guest launched from
+// another simulated image: its measurement differs.
+func SNPImageMeasurements(workload [][]byte, image string) map[string]string {
 	hd := sha256.Sum256(validate.ComposeRTMR3(workload...))
 	return map[string]string{
-		"measurement": hex.EncodeToString(label("measurement")),
+		"measurement": hex.EncodeToString(imageLabel(image, "measurement")),
 		"host_data":   hex.EncodeToString(hd[:]),
 	}
 }

@@ -53,7 +53,7 @@ func readCerts(t *testing.T, path string) []*x509.Certificate {
 func TestSimTDXVerifiesOnlyWithSimRoot(t *testing.T) {
 	dir := t.TempDir()
 	workload := [][]byte{[]byte("services: {}\n")}
-	p, err := simtee.NewTDX(dir, workload)
+	p, err := simtee.NewTDX(dir, workload, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestSimTDXVerifiesOnlyWithSimRoot(t *testing.T) {
 		t.Fatal("tampered quote verified")
 	}
 	// A second provider on the same state directory reuses the chain.
-	p2, err := simtee.NewTDX(dir, workload)
+	p2, err := simtee.NewTDX(dir, workload, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestSimSNPVerifiesOnlyWithSimRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p, err := simtee.NewSNP(dir, nil)
+	p, err := simtee.NewSNP(dir, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,10 @@ const (
 	simStepping = 0x00
 )
 
+// simGuestPolicy is the simulated guest's policy: SMT allowed, debug and
+// migration agent not.
+var simGuestPolicy = sevabi.SnpPolicyToBytes(sevabi.SnpPolicy{SMT: true})
+
 // simTCB is the simulated platform's TCB (reported_tcb and the VCEK's).
 var simTCB = kds.TCBParts{BlSpl: 3, TeeSpl: 0, SnpSpl: 8, UcodeSpl: 115}
 
@@ -54,8 +58,9 @@ type SNP struct {
 
 // NewSNP loads (or makes, on first use: RSA-4096 ARK and ASK, P-384 VCEK)
 // the simulated SEV-SNP chain in stateDir, exports ARK, ASK and VCEK as
-// sim-sev-snp-root.pem, and returns the provider.
-func NewSNP(stateDir string, workload [][]byte) (*SNP, error) {
+// sim-sev-snp-root.pem, and returns the provider for a guest launched from
+// image ("" for the documented one).
+func NewSNP(stateDir string, workload [][]byte, image string) (*SNP, error) {
 	if stateDir == "" {
 		return nil, fmt.Errorf("sim-sev-snp: needs a state directory")
 	}
@@ -67,7 +72,7 @@ func NewSNP(stateDir string, workload [][]byte) (*SNP, error) {
 	if err := exportRoots(root, c.certs...); err != nil {
 		return nil, fmt.Errorf("sim-sev-snp: export roots: %w", err)
 	}
-	return &SNP{chain: c, measurements: SNPMeasurements(workload)}, nil
+	return &SNP{chain: c, measurements: SNPImageMeasurements(workload, image)}, nil
 }
 
 func newSNPChain() (*chainFile, error) {
@@ -117,6 +122,23 @@ func (p *SNP) Kind() quote.Kind { return quote.SEVSNP }
 // Simulated implements attest.Provider.
 func (p *SNP) Simulated() bool { return true }
 
+// SealParams implements keystore.Sealer: the TCB version mixed into the
+// key, as the hardware sealer records it.
+func (p *SNP) SealParams() ([]byte, error) {
+	tcb, err := kds.ComposeTCBParts(simTCB)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(fmt.Sprintf(`{"tcb_version":%d}`, uint64(tcb))), nil
+}
+
+// SealingKey implements keystore.Sealer with a key derived from the
+// simulated chip's secret (its VCEK key), the launch measurement and the
+// guest policy, as the AMD security processor's MSG_KEY_REQ derives one.
+func (p *SNP) SealingKey(params []byte) ([]byte, error) {
+	return simSealingKey(p.chain.keys[0], "sim-sev-snp", p.measurements["measurement"]+"/"+fmt.Sprint(simGuestPolicy), params)
+}
+
 // Quote implements attest.Provider: a version-3 ATTESTATION_REPORT signed
 // by the simulated VCEK (ECDSA P-384 over SHA-384), with a certificate
 // table holding ARK, ASK and VCEK.
@@ -137,13 +159,13 @@ func (p *SNP) QuoteWith(ctx context.Context, reportData [64]byte, edit func(repo
 	}
 	r := make([]byte, quote.SNPReportSize)
 	le := binary.LittleEndian
-	le.PutUint32(r[0x00:], 3)                                                    // version
-	le.PutUint32(r[0x04:], 1)                                                    // guest_svn
-	le.PutUint64(r[0x08:], sevabi.SnpPolicyToBytes(sevabi.SnpPolicy{SMT: true})) // debug off
-	le.PutUint32(r[0x30:], 0)                                                    // vmpl
-	le.PutUint32(r[0x34:], 1)                                                    // ECDSA P-384 with SHA-384
-	le.PutUint64(r[0x38:], uint64(tcb))                                          // current_tcb
-	le.PutUint64(r[0x40:], 0)                                                    // platform_info: SMT off
+	le.PutUint32(r[0x00:], 3)              // version
+	le.PutUint32(r[0x04:], 1)              // guest_svn
+	le.PutUint64(r[0x08:], simGuestPolicy) // debug off
+	le.PutUint32(r[0x30:], 0)              // vmpl
+	le.PutUint32(r[0x34:], 1)              // ECDSA P-384 with SHA-384
+	le.PutUint64(r[0x38:], uint64(tcb))    // current_tcb
+	le.PutUint64(r[0x40:], 0)              // platform_info: SMT off
 	copy(r[0x50:0x90], reportData[:])
 	m, _ := hex.DecodeString(p.measurements["measurement"])
 	copy(r[0x90:0xC0], m)

@@ -61,10 +61,23 @@ type TDX struct {
 	measurements map[string]string
 }
 
+// SealParams implements keystore.Sealer: the simulated TD needs none.
+func (p *TDX) SealParams() ([]byte, error) { return nil, nil }
+
+// SealingKey implements keystore.Sealer with a key derived from the
+// simulated machine's secret (its PCK key) and the TD's launch
+// measurement (MR_TD), as a sealing TEE would: another image or another
+// state directory's machine derives another key. Real TDX has no sealing
+// key; only the simulator seals, so that tests run the sealed path.
+func (p *TDX) SealingKey(params []byte) ([]byte, error) {
+	return simSealingKey(p.chain.keys[0], "sim-tdx", p.measurements["mr_td"], params)
+}
+
 // NewTDX loads (or makes, on first use) the simulated TDX chain in
 // stateDir, exports its root as sim-root.pem, and returns a provider whose
-// TD has the fixed simulated measurements and RTMR3 from workload.
-func NewTDX(stateDir string, workload [][]byte) (*TDX, error) {
+// TD has the fixed simulated measurements of image ("" for the documented
+// one) and RTMR3 from workload.
+func NewTDX(stateDir string, workload [][]byte, image string) (*TDX, error) {
 	if stateDir == "" {
 		return nil, fmt.Errorf("sim-tdx: needs a state directory")
 	}
@@ -76,7 +89,7 @@ func NewTDX(stateDir string, workload [][]byte) (*TDX, error) {
 	if err := exportRoots(root, c.certs[0]); err != nil {
 		return nil, fmt.Errorf("sim-tdx: export root: %w", err)
 	}
-	return &TDX{chain: c, measurements: TDXMeasurements(workload)}, nil
+	return &TDX{chain: c, measurements: TDXImageMeasurements(workload, image)}, nil
 }
 
 // Name implements attest.Provider.

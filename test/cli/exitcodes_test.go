@@ -2,7 +2,9 @@ package cli_test
 
 import (
 	"encoding/base64"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/teesign/teesign/internal/keys"
@@ -64,5 +66,25 @@ func TestExitCodes(t *testing.T) {
 		if got := exitCode(err); got != c.code {
 			t.Errorf("%s (%v): exit %d, want %d", name, c.args, got, c.code)
 		}
+	}
+}
+
+// --tee auto (the default) on a machine with no TEE stops and names the
+// simulators; it never picks one.
+func TestAutoWithoutTEENamesTheSimulators(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/config/tsm/report"); err == nil {
+		t.Skip("this machine has configfs-tsm")
+	}
+	if _, err := os.Stat("/dev/sev-guest"); err == nil {
+		t.Skip("this machine has /dev/sev-guest")
+	}
+	dir := t.TempDir()
+	compose := testutil.WriteFile(t, "docker-compose.yaml", []byte(composeYAML))
+	out, err := testutil.RunErr(bin, "provision", "--compose", compose, "--state", filepath.Join(dir, "state"))
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "--tee sim-tdx") || !strings.Contains(string(out), "--tee sim-sev-snp") {
+		t.Fatalf("provision with --tee auto and no TEE: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "sim-tdx-chain.pem")); err == nil {
+		t.Fatal("a simulated chain was made")
 	}
 }

@@ -2,6 +2,7 @@ package hardening
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/keystore"
 	"github.com/teesign/teesign/internal/quote"
 )
 
@@ -25,7 +27,8 @@ const (
 // at seeded random moments during first-boot key creation and file
 // writing, and checks after each that the state directory and the mounted
 // files are complete (old or new, never partial) and that the next start
-// succeeds with the same keys when keys existed.
+// succeeds with the same keys when keys existed (were recorded). The
+// simulated TEE seals them, so this runs the sealed path.
 func TestKill9DuringProvisioning(t *testing.T) {
 	rng := rand.New(rand.NewSource(crashSeed))
 	var killedEarly, killedLate, keysKept int
@@ -93,23 +96,29 @@ func TestKill9DuringProvisioning(t *testing.T) {
 	t.Logf("kill -9: %d runs (seed %d): %d killed mid-way, %d finished before the kill; %d existing keys kept", crashRuns, crashSeed, killedEarly, killedLate, keysKept)
 }
 
-// publicKeys reads the state directory's keys (absent ones are skipped).
+// publicKeys reads the public keys the state directory records (none
+// before the record is written: key files without a record were never
+// attested, and the next start retires them).
 func publicKeys(t *testing.T, state string) map[keys.Alg][]byte {
 	t.Helper()
 	out := map[keys.Alg][]byte{}
-	for _, alg := range keys.Algs() {
-		data, err := os.ReadFile(filepath.Join(state, "private_key_"+string(alg)+".pem"))
-		if os.IsNotExist(err) {
-			continue
-		}
+	data, err := os.ReadFile(filepath.Join(state, keystore.RecordFile))
+	if os.IsNotExist(err) {
+		return out
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec keystore.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatalf("%s is partial or damaged: %v", keystore.RecordFile, err)
+	}
+	for alg, pem := range rec.PublicKeys {
+		k, err := keys.ParsePublicKeyPEM([]byte(pem))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("recorded %s key: %v", alg, err)
 		}
-		k, err := keys.ParsePrivateKeyPEM(data)
-		if err != nil {
-			t.Fatalf("%s key file is partial or damaged: %v", alg, err)
-		}
-		out[alg] = k.Public().MarshalPEM()
+		out[alg] = k.MarshalPEM()
 	}
 	return out
 }
@@ -124,10 +133,12 @@ func checkComplete(t *testing.T, run int, dir string) {
 		if strings.HasPrefix(e.Name(), ".teesign-tmp-") {
 			continue // a crash's temp file: removed on the next start, never read
 		}
-		if strings.HasSuffix(e.Name(), ".pem") && e.Name() != "sim-root.pem" {
-			if data, _ := os.ReadFile(filepath.Join(state, e.Name())); !bytes.HasSuffix(data, []byte("-----\n")) {
-				t.Fatalf("run %d: %s is partial", run, e.Name())
-			}
+		data, _ := os.ReadFile(filepath.Join(state, e.Name()))
+		if strings.HasSuffix(e.Name(), ".pem") && !bytes.HasSuffix(data, []byte("-----\n")) {
+			t.Fatalf("run %d: %s is partial", run, e.Name())
+		}
+		if (strings.HasSuffix(e.Name(), ".sealed") || strings.HasSuffix(e.Name(), ".json")) && !json.Valid(data) {
+			t.Fatalf("run %d: %s is partial", run, e.Name())
 		}
 	}
 	for _, alg := range keys.Algs() {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/teesign/teesign/bench/loadgen"
 	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/testutil"
 )
 
 // soakDuration is TEESIGN_SOAK (.ci/run sets 5m), else 15 s.
@@ -98,7 +99,23 @@ loop:
 // TestExposure: the server listens only on the address it was given, and
 // no endpoint serves private key material.
 func TestExposure(t *testing.T) {
-	d := startServe(t)
+	// The private keys are sealed in the state directory: to know what to
+	// look for, this server also writes them where a (legacy) compose file
+	// mounts them.
+	dir := t.TempDir()
+	compose := filepath.Join(dir, "docker-compose.yaml")
+	if err := os.WriteFile(compose, []byte(composeYAML+`
+  legacy:
+    image: alpine
+    volumes:
+      - ./keys/docker_private_key_secp256k1.pem:/k1.pem
+      - ./keys/docker_private_key_ed25519.pem:/k2.pem
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	td := testutil.Start(t, bin, nil, "serve", "--compose", compose, "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx", "--listen", addr, "--log-level", "debug", "--allow-private-key-mounts")
+	d := &daemon{addr: addr, cmd: td.Cmd, log: td.Log, dir: dir}
 	out, err := exec.Command("ss", "-H", "-ltnp").Output()
 	if err != nil {
 		t.Skipf("SKIPPED LOUDLY: ss is not available: %v", err)
@@ -116,7 +133,7 @@ func TestExposure(t *testing.T) {
 	// Every endpoint, none reveals a private key.
 	secrets := []string{"PRIVATE KEY"}
 	for _, alg := range keys.Algs() {
-		data, err := os.ReadFile(filepath.Join(d.dir, "state", "private_key_"+string(alg)+".pem"))
+		data, err := os.ReadFile(filepath.Join(d.dir, "keys", "docker_private_key_"+string(alg)+".pem"))
 		if err != nil {
 			t.Fatal(err)
 		}
