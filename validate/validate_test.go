@@ -2,7 +2,6 @@ package validate_test
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -256,22 +255,6 @@ func TestPinsWorkload(t *testing.T) {
 	}
 	if (*validate.Policy)(nil).PinsWorkload(validate.TDX) {
 		t.Fatal("no policy pins a workload")
-	}
-}
-
-func TestComposeRTMR3(t *testing.T) {
-	if hex.EncodeToString(validate.ComposeRTMR3()) != strings.Repeat("00", 48) {
-		t.Fatal("RTMR3 of no compose file is not zero")
-	}
-	// One extension by hand: SHA-384(0^48 ‖ SHA-256("a") ‖ 0^16).
-	// Computed with Python's hashlib.
-	if got := hex.EncodeToString(validate.ComposeRTMR3([]byte("a"))); got != "b1c1189059200a91867f068ef66fb5dff93eb38498b174c5e07f4146629765a21289a49dd76830d3eb847bcc0ee9b48b" {
-		t.Fatalf("RTMR3 of one file: %s", got)
-	}
-	a := validate.ComposeRTMR3([]byte("a"), []byte("b"))
-	b := validate.ComposeRTMR3([]byte("b"), []byte("a"))
-	if hex.EncodeToString(a) == hex.EncodeToString(b) {
-		t.Fatal("order of compose files does not matter")
 	}
 }
 

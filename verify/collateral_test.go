@@ -37,7 +37,7 @@ func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func simTDX(t *testing.T, alg keys.Alg, workload [][]byte) (dir string, q []byte, k *keys.PrivateKey) {
 	t.Helper()
 	dir = t.TempDir()
-	p, err := simtee.NewTDX(dir, workload, "")
+	p, err := simtee.NewTDX(dir, simtee.Options{Workload: workload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestCollateralRetriesThrottling(t *testing.T) {
 
 func TestSNPCollateralFromKDS(t *testing.T) {
 	dir := t.TempDir()
-	p, err := simtee.NewSNP(dir, nil, "")
+	p, err := simtee.NewSNP(dir, simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,11 +26,11 @@ func TestHygieneOnResignedQuotes(t *testing.T) {
 	k, _ := keys.Generate(keys.Ed25519)
 	msg := []byte("hygiene")
 	sig := k.Sign(msg)
-	tdx, err := simtee.NewTDX(dir, nil, "")
+	tdx, err := simtee.NewTDX(dir, simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snp, err := simtee.NewSNP(dir, nil, "")
+	snp, err := simtee.NewSNP(dir, simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

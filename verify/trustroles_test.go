@@ -36,7 +36,7 @@ func evidence(t *testing.T, name string) []byte {
 func TestSNPTrustRoles(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	p, err := simtee.NewSNP(dir, nil, "")
+	p, err := simtee.NewSNP(dir, simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

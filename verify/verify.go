@@ -26,6 +26,7 @@ import (
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/validate"
+	"github.com/teesign/teesign/workload"
 )
 
 //go:embed intel_sgx_root_ca.pem
@@ -37,6 +38,7 @@ const (
 	CheckCertChain      = "cert_chain"
 	CheckTCBStatus      = "tcb_status"
 	CheckPolicy         = "policy"
+	CheckWorkload       = "workload"
 	CheckKeyBinding     = "key_binding"
 	CheckSignature      = "signature"
 )
@@ -76,6 +78,8 @@ type Result struct {
 	// AnyWorkload is true when the workload was not pinned and any
 	// workload was accepted on request (Options.AnyWorkload).
 	AnyWorkload bool `json:"any_workload,omitempty"`
+	// Workload is the SecretVM build and workload check (Options.Workload).
+	Workload *workload.Result `json:"workload,omitempty"`
 	// Measurements are the quote's fields (lowercase hex).
 	Measurements map[string]any `json:"measurements,omitempty"`
 	// PublicKey is the bound public key as PEM.
@@ -119,6 +123,10 @@ type Options struct {
 	// workload (validate.Policy.PinsWorkload), the policy check fails
 	// unless AnyWorkload is set.
 	Policy *validate.Policy
+	// Workload checks the quote against a registry of official builds
+	// and a compose file (package workload); it pins the workload, and the
+	// workload check passes only on authentic_match.
+	Workload *WorkloadCheck
 	// AnyWorkload accepts a quote whose workload no policy pins. The
 	// result then says "any workload accepted" and sets AnyWorkload: it
 	// proves only that some workload on genuine hardware made the
@@ -149,6 +157,16 @@ type Options struct {
 	// Format is the signature's format: FormatDER (default),
 	// FormatEthPersonalSign or FormatEthRaw (secp256k1 only).
 	Format string
+}
+
+// WorkloadCheck is a workload to check against a registry of builds.
+type WorkloadCheck struct {
+	// Registry holds the official builds (workload.Embedded, or
+	// workload.Load of SecretVM's files).
+	Registry *workload.Registry
+	// Workload is the compose file (and docker-files digest) the VM is
+	// expected to run.
+	Workload workload.Workload
 }
 
 // ParseCerts reads every CERTIFICATE block of a PEM file.
@@ -192,7 +210,8 @@ func (r *run) add(name, status, reason string, rules ...string) {
 // UnpinnedReason is the policy check's reason when nothing pins the
 // workload.
 const UnpinnedReason = "the workload is not pinned, so any workload on a genuine machine would pass: " +
-	"give a policy that pins its measurements (--policy FILE, Options.Policy) " +
+	"give a policy that pins its measurements (--policy FILE, Options.Policy), " +
+	"a compose file to check against the registry of SecretVM builds (--compose FILE, Options.Workload), " +
 	"or accept any workload explicitly (--any-workload, Options.AnyWorkload)"
 
 // RuleUnpinned is the policy rule that fails when nothing pins the
@@ -243,6 +262,9 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 			return nil, err
 		}
 	}
+	if o.Workload != nil && o.Workload.Registry == nil {
+		return nil, errors.New("Options.Workload needs a Registry (workload.Embedded or workload.Load)")
+	}
 	trusted, err := sortTrusted(o.TrustedCerts, o.AMD)
 	if err != nil {
 		return nil, err
@@ -255,13 +277,20 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	}
 	if err != nil {
 		r.add(CheckQuoteSignature, Fail, "cannot read the quote: "+err.Error())
-		for _, n := range []string{CheckCertChain, CheckTCBStatus, CheckPolicy, CheckKeyBinding, CheckSignature} {
+		names := []string{CheckCertChain, CheckTCBStatus, CheckPolicy, CheckKeyBinding, CheckSignature}
+		if o.Workload != nil {
+			names = []string{CheckCertChain, CheckTCBStatus, CheckPolicy, CheckWorkload, CheckKeyBinding, CheckSignature}
+		}
+		for _, n := range names {
 			r.add(n, Skipped, "the quote could not be read")
 		}
 		return r.res, nil
 	}
 	r.res.TEE = string(kind)
 	r.res.Measurements = fields
+	if o.Workload != nil && o.Workload.Registry.Empty(string(kind)) {
+		return nil, fmt.Errorf("%s has no %s build: pass SecretVM's registry files with --registry DIR (workload.Load)", o.Workload.Registry.Source, kind)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -307,7 +336,17 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 			r.add(CheckTCBStatus, Fail, fmt.Sprintf("%s: not accepted by the policy (accepted_tcb_status: %s)", reason, strings.Join(pol.AcceptedTCBStatusOrDefault(), ", ")), RuleTCBStatus)
 		}
 	}
-	r.policy(string(kind), ev.policyErr, pol, o.AnyWorkload)
+	r.policy(string(kind), ev.policyErr, pol, o.AnyWorkload, o.Workload != nil)
+	if o.Workload != nil {
+		wr := checkWorkload(raw, kind, o.Workload)
+		r.res.Workload = &wr
+		switch {
+		case wr.Status == workload.AuthenticMatch:
+			r.add(CheckWorkload, Pass, fmt.Sprintf("SecretVM %s %s (%s) running this compose file", wr.Template, wr.ArtifactsVersion, wr.Env))
+		default:
+			r.add(CheckWorkload, Fail, wr.Status+": "+wr.Reason, wr.Status)
+		}
+	}
 	// 4. key_binding.
 	rd, _ := hex.DecodeString(fmt.Sprint(fields["report_data"]))
 	pub, err := keys.PublicKeyFromReportData(alg, rd)
@@ -337,7 +376,7 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 
 // policy adds the policy check: the policy's verdict on the quote
 // (measurements and hygiene), and whether the workload is pinned.
-func (r *run) policy(tee string, perr error, pol *validate.Policy, anyWorkload bool) {
+func (r *run) policy(tee string, perr error, pol *validate.Policy, anyWorkload, composePinned bool) {
 	var rules, reasons []string
 	var verr *validate.Error
 	switch {
@@ -346,7 +385,7 @@ func (r *run) policy(tee string, perr error, pol *validate.Policy, anyWorkload b
 	case perr != nil:
 		rules, reasons = []string{"quote"}, []string{perr.Error()}
 	}
-	pinned := pol.PinsWorkload(tee)
+	pinned := pol.PinsWorkload(tee) || composePinned
 	if !pinned && !anyWorkload {
 		rules = append(rules, RuleUnpinned)
 		reasons = append(reasons, UnpinnedReason)
@@ -390,6 +429,26 @@ func intelRoot() *x509.Certificate {
 		panic("verify: embedded Intel root: " + err.Error())
 	}
 	return c
+}
+
+// checkWorkload runs the workload check on a structurally valid quote.
+func checkWorkload(raw []byte, kind quote.Kind, wc *WorkloadCheck) workload.Result {
+	if kind == quote.TDX {
+		q, err := quote.ParseTDX(raw)
+		if err != nil {
+			return workload.Result{Status: workload.NotAuthentic, TEE: string(kind), Reason: err.Error()}
+		}
+		tq, err := validate.TDXQuoteOf(q)
+		if err != nil {
+			return workload.Result{Status: workload.NotAuthentic, TEE: string(kind), Reason: err.Error()}
+		}
+		return wc.Registry.CheckTDX(workload.TDXMeasurements{MRTD: tq.MRTD, RTMR: tq.RTMR}, wc.Workload)
+	}
+	r, err := quote.ParseSNP(raw)
+	if err != nil {
+		return workload.Result{Status: workload.NotAuthentic, TEE: string(kind), Reason: err.Error()}
+	}
+	return wc.Registry.CheckSNP(workload.SNPReport{Measurement: r.GetMeasurement(), FamilyID: r.GetFamilyId(), ImageID: r.GetImageId()}, wc.Workload)
 }
 
 // evidence is what the hardware checks found.

@@ -179,13 +179,13 @@ func TestSimulatedQuotes(t *testing.T) {
 		t.Fatalf("simulated quote with its root and policy: %+v", res.Checks)
 	}
 	// Another workload's RTMR3 does not match.
-	pol.TDX.RTMR3 = []validate.Hex{validate.ComposeRTMR3([]byte("other"))}
+	pol.TDX.RTMR3 = h("mr_seam")
 	res, _ = verify.Verify(context.Background(), qText, msg, sig, verify.Options{Offline: true, TrustedCerts: roots, Policy: pol})
 	if res.Valid || status(res)["policy"] != "fail" {
 		t.Fatalf("other workload accepted: %+v", res.Checks)
 	}
 
-	snp, err := simtee.NewSNP(dir, workload, "")
+	snp, err := simtee.NewSNP(dir, simtee.Options{Workload: workload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestEthPersonalSign(t *testing.T) {
 // certificate table; a table cannot make its own ARK trusted.
 func TestSNPCertTable(t *testing.T) {
 	dir := t.TempDir()
-	p, err := simtee.NewSNP(dir, nil, "")
+	p, err := simtee.NewSNP(dir, simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

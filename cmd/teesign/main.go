@@ -34,7 +34,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newProvisionCmd(), newServeCmd(), newSignCmd(), newQuoteCmd(), newVerifyCmd(), newVerifierCmd(), newPolicyCmd())
+	root.AddCommand(newProvisionCmd(), newServeCmd(), newSignCmd(), newQuoteCmd(), newVerifyCmd(), newVerifierCmd(), newPolicyCmd(), newWorkloadCmd())
 	markUsage(root)
 	return root
 }

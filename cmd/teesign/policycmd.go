@@ -11,19 +11,21 @@ import (
 
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/validate"
+	"github.com/teesign/teesign/workload"
 )
 
 func newPolicyCmd() *cobra.Command {
 	c := &cobra.Command{Use: "policy", Short: "Write verification policies"}
-	var composeFiles []string
+	var wf workloadFlags
 	var asJSON bool
 	from := &cobra.Command{
 		Use:   "from-quote FILE [--compose FILE]...",
 		Short: "Print a policy pinning a known-good quote's measurements (YAML)",
 		Long: "Print a policy that pins the measurements of a quote you trust: for TDX mr_seam, mr_td, rtmr0-3 and\n" +
 			"min_tee_tcb_svn; for SEV-SNP measurement, host_data, vmpl, min_guest_svn and min_reported_tcb. With\n" +
-			"--compose, rtmr3 is computed from the compose files the way the VM extends it, so the policy pins that\n" +
-			"workload. A hygiene rule the quote itself breaks is named on stderr, not relaxed.",
+			"--compose, the quote must be an official build (the registry: --registry, or the embedded one) whose\n" +
+			"RTMR3 or launch digest replays from that compose file, or the command fails: a policy made from it\n" +
+			"pins that workload. A hygiene rule the quote itself breaks is named on stderr, not relaxed.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			text, err := os.ReadFile(args[0])
@@ -33,6 +35,20 @@ func newPolicyCmd() *cobra.Command {
 			raw, kind, err := quote.Decode(text)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			reg, wl, err := wf.load()
+			if err != nil {
+				return err
+			}
+			if wl != nil {
+				res, err := checkQuoteWorkload(reg, *wl, text)
+				if err != nil {
+					return err
+				}
+				if res.Status != workload.AuthenticMatch {
+					return fmt.Errorf("%s: the quote is %s for this compose file (%s): a policy pinning this workload would reject the quote it was made from", args[0], res.Status, res.Reason)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "teesign: the quote is SecretVM %s %s (%s) running this compose file\n", res.Template, res.ArtifactsVersion, res.Env)
 			}
 			p := &validate.Policy{}
 			var checkErr error
@@ -49,17 +65,6 @@ func newPolicyCmd() *cobra.Command {
 				p.TDX = &validate.TDXPolicy{
 					MRSeam: one(tq.MRSeam), MRTD: one(tq.MRTD), RTMR0: one(tq.RTMR[0]), RTMR1: one(tq.RTMR[1]),
 					RTMR2: one(tq.RTMR[2]), RTMR3: one(tq.RTMR[3]), MinTeeTCBSVN: tq.TeeTCBSVN,
-				}
-				if len(composeFiles) > 0 {
-					var contents [][]byte
-					for _, cf := range composeFiles {
-						b, err := os.ReadFile(cf)
-						if err != nil {
-							return err
-						}
-						contents = append(contents, b)
-					}
-					p.TDX.RTMR3 = one(validate.ComposeRTMR3(contents...))
 				}
 				checkErr = p.CheckTDX(tq)
 			} else {
@@ -99,7 +104,7 @@ func newPolicyCmd() *cobra.Command {
 		},
 	}
 	from.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of YAML (the form POST /verify takes as \"policy\")")
-	from.Flags().StringArrayVar(&composeFiles, "compose", nil, "compose file whose digest RTMR3 must carry (repeatable, in order)")
+	wf.register(from, "the compose file the quote's VM runs: checked against the registry before the policy is written (repeatable: concatenated in order)")
 	c.AddCommand(from)
 	return c
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/teesign/teesign/internal/verifiersvc"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
+	"github.com/teesign/teesign/workload"
 )
 
 func loadTrusted(files []string) ([]*x509.Certificate, error) {
@@ -82,16 +83,17 @@ func newVerifyCmd() *cobra.Command {
 	var now time.Time
 	var roots []string
 	var amd amdFlags
+	var wf workloadFlags
 	var coll collateralFlags
 	c := &cobra.Command{
-		Use:   "verify --quote FILE (--message TEXT | --message-file FILE) --signature SIG (--policy FILE | --any-workload) [flags]",
+		Use:   "verify --quote FILE (--message TEXT | --message-file FILE) --signature SIG (--policy FILE | --compose FILE | --any-workload) [flags]",
 		Short: "Verify a signature against an attestation quote; prints JSON, exit 0 only when valid",
 		Long: "Verify a signature against an attestation quote and print each check as JSON.\n\n" +
 			"\"valid\": true means: the quote is genuine TDX or SEV-SNP evidence signed under Intel's or AMD's root\n" +
 			"(or a --trust-root), its TCB status is accepted (unless --offline), the workload it measures is the one\n" +
-			"the --policy pins and passes its hygiene rules, it binds the public key, and that key made the\n" +
-			"signature over the message. Without a policy that pins the workload the verdict is invalid, unless\n" +
-			"--any-workload accepts any workload explicitly.\n\n" +
+			"the --policy pins (and passes its hygiene rules) or, with --compose, an official SecretVM build running\n" +
+			"that compose file, it binds the public key, and that key made the signature over the message.\n" +
+			"Without a pinned workload the verdict is invalid, unless --any-workload accepts any workload explicitly.\n\n" +
 			"Exit codes: 0 valid; 1 invalid, or a failure (unreadable file, bad input, collateral unavailable);\n" +
 			"2 a command line cobra refuses (unknown flag, bad flag value, missing required flag).",
 		Args: cobra.NoArgs,
@@ -137,6 +139,13 @@ func newVerifyCmd() *cobra.Command {
 			if o.AMD, err = amd.load(); err != nil {
 				return err
 			}
+			reg, wl, err := wf.load()
+			if err != nil {
+				return err
+			}
+			if wl != nil {
+				o.Workload = &verify.WorkloadCheck{Registry: reg, Workload: *wl}
+			}
 			res, err := verify.Verify(cmd.Context(), q, msg, sig, o)
 			if err != nil {
 				return err
@@ -167,6 +176,7 @@ func newVerifyCmd() *cobra.Command {
 	f.BoolVar(&anyWorkload, "any-workload", false, "accept a quote whose workload no policy pins (the result says so): proves only that some workload on genuine hardware signed")
 	f.StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable; e.g. a simulated TEE's sim-root.pem)")
 	amd.register(c)
+	wf.register(c, "the docker-compose file the VM should run: checked with the quote against the registry of SecretVM builds (repeatable: concatenated in order)")
 	f.Var(timeValue{&now}, "now", "verify as of this time (RFC 3339; default now)")
 	coll.register(c)
 	f.StringVar(&certTable, "cert-table", "", "SEV-SNP certificate table file (base64, as /attestation's cert_table, or raw): its VCEK or VLEK is used")
@@ -233,7 +243,7 @@ func decodeSignature(format, s string) ([]byte, error) {
 
 func newVerifierCmd() *cobra.Command {
 	c := &cobra.Command{Use: "verifier", Short: "The verification service"}
-	var listen string
+	var listen, registry string
 	var roots []string
 	var amd amdFlags
 	var coll collateralFlags
@@ -250,8 +260,15 @@ func newVerifierCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			reg, err := workload.Embedded()
+			if registry != "" {
+				reg, err = workload.Load(registry)
+			}
+			if err != nil {
+				return err
+			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Log: log, Offline: coll.offline, Collateral: coll.source()}
+			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source()}
 			srv := verifiersvc.Server(h)
 			serve := func(ctx context.Context, ln net.Listener) error {
 				return httpguard.Serve(ctx, srv, ln, verifiersvc.RequestTimeout)
@@ -262,6 +279,7 @@ func newVerifierCmd() *cobra.Command {
 	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
 	serve.Flags().StringArrayVar(&roots, "trust-root", nil, "extra trusted certificates, PEM (repeatable)")
 	amd.register(serve)
+	serve.Flags().StringVar(&registry, "registry", "", "folder holding SecretVM's registry of builds (tdx.csv, sev.json) for requests with a compose file (default: the embedded one)")
 	coll.register(serve)
 	c.AddCommand(serve)
 	return c

@@ -23,13 +23,13 @@ import (
 
 // vmFlags are the flags provision and serve share.
 type vmFlags struct {
-	compose               []string
-	state                 string
-	tee                   string
-	cryptoDir             string
-	keyLifetime           string
-	keepKeys, allowPrivKM bool
-	logLevel              slog.Level
+	compose                []string
+	state                  string
+	tee                    string
+	cryptoDir, dockerFiles string
+	keyLifetime            string
+	keepKeys, allowPrivKM  bool
+	logLevel               slog.Level
 }
 
 func (f *vmFlags) register(c *cobra.Command) {
@@ -41,6 +41,7 @@ func (f *vmFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.cryptoDir, "crypto-dir", "", "directory that receives every algorithm's public key and quote at every start (default: crypto/ beside the first compose file; SecretVM's is /mnt/secure/docker_wd/crypto)")
 	c.Flags().Var(newEnum(&f.keyLifetime, provision.LifetimePersist, provision.LifetimePersist, provision.LifetimeBoot), "key-lifetime", "persist: keys kept in the state directory (sealed where the TEE can seal) for as long as the workload stays the same; boot: keys in memory only, new at every start")
 	c.Flags().BoolVar(&f.keepKeys, "keep-keys-across-updates", false, "keep the keys when the measured workload changes, instead of retiring them to STATE/history: trusts whoever controls upgrades with every key")
+	c.Flags().StringVar(&f.dockerFiles, "docker-files", "", "the docker-files archive given to the VM: a simulated TEE measures its SHA-256 as SecretVM does")
 	c.Flags().BoolVar(&f.allowPrivKM, "allow-private-key-mounts", false, "write docker_private_key_<alg>.pem where a compose file mounts it (SecretVM's legacy scheme: the key leaves teesign's control)")
 }
 
@@ -60,7 +61,7 @@ func (f *vmFlags) logger(w io.Writer) (*slog.Logger, error) {
 
 func (f *vmFlags) provision(ctx context.Context, log *slog.Logger) (*provision.Result, error) {
 	return provision.Run(ctx, provision.Options{ComposeFiles: f.compose, StateDir: f.state, TEE: f.tee, CryptoDir: f.cryptoDir,
-		KeyLifetime: f.keyLifetime, KeepKeysAcrossUpdates: f.keepKeys, AllowPrivateKeyMounts: f.allowPrivKM, Logger: log})
+		KeyLifetime: f.keyLifetime, DockerFiles: f.dockerFiles, KeepKeysAcrossUpdates: f.keepKeys, AllowPrivateKeyMounts: f.allowPrivKM, Logger: log})
 }
 
 func printFiles(w io.Writer, res *provision.Result) {

@@ -63,6 +63,10 @@ type Options struct {
 	// documented one; another name gives other launch measurements (MRTD
 	// and RTMR0-2, or MEASUREMENT), as booting another image would.
 	SimImage string
+	// DockerFilesSHA256 is the SHA-256 of the docker-files archive given
+	// to the VM (provision --docker-files): the simulators measure it as
+	// SecretVM does.
+	DockerFilesSHA256 []byte
 }
 
 // New returns the provider called name.
@@ -91,13 +95,13 @@ func New(ctx context.Context, name string, o Options) (Provider, error) {
 		}
 		return nil, fmt.Errorf("%w; and %s does not exist", err, dev)
 	case SimTDX:
-		p, err := simtee.NewTDX(o.StateDir, o.Workload, o.SimImage)
+		p, err := simtee.NewTDX(o.StateDir, simtee.Options{Workload: o.Workload, Image: o.SimImage, DockerFilesSHA256: o.DockerFilesSHA256})
 		if err != nil {
 			return nil, err
 		}
 		return &simProvider{Provider: p, sealer: p}, nil
 	case SimSEVSNP:
-		p, err := simtee.NewSNP(o.StateDir, o.Workload, o.SimImage)
+		p, err := simtee.NewSNP(o.StateDir, simtee.Options{Workload: o.Workload, Image: o.SimImage, DockerFilesSHA256: o.DockerFilesSHA256})
 		if err != nil {
 			return nil, err
 		}

@@ -27,7 +27,7 @@ import (
 // is a quote (made by the simulated TEE) for the inblob written.
 func fakeTDX(t *testing.T, provider string) configfsi.Client {
 	t.Helper()
-	sim, err := simtee.NewTDX(t.TempDir(), nil, "")
+	sim, err := simtee.NewTDX(t.TempDir(), simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestSEVGuestDevice(t *testing.T) {
 // configfs-tsm with provider sev_guest: the report and its certificate
 // table (auxblob).
 func TestConfigfsSEVSNP(t *testing.T) {
-	sim, err := simtee.NewSNP(t.TempDir(), nil, "")
+	sim, err := simtee.NewSNP(t.TempDir(), simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,9 +79,9 @@ func TestKeysFollowTheWorkload(t *testing.T) {
 		sealedUnopened bool
 	}{
 		{"compose file", attest.SimTDX, func(t *testing.T, dir string, o *provision.Options) { composeWith(t, dir, "evil") }, []string{"rtmr3"}, true, true},
-		{"MR_TD", attest.SimTDX, func(t *testing.T, dir string, o *provision.Options) { o.Attest.SimImage = "other-image" }, []string{"mr_td", "rtmr0", "rtmr1", "rtmr2"}, false, true},
-		{"SEV-SNP measurement", attest.SimSEVSNP, func(t *testing.T, dir string, o *provision.Options) { o.Attest.SimImage = "other-image" }, []string{"measurement"}, false, true},
-		{"SEV-SNP host data", attest.SimSEVSNP, func(t *testing.T, dir string, o *provision.Options) { composeWith(t, dir, "evil") }, []string{"host_data"}, true, true},
+		{"MR_TD", attest.SimTDX, func(t *testing.T, dir string, o *provision.Options) { o.Attest.SimImage = "other-image" }, []string{"mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3"}, false, true},
+		{"SEV-SNP image", attest.SimSEVSNP, func(t *testing.T, dir string, o *provision.Options) { o.Attest.SimImage = "other-image" }, []string{"image_id", "measurement"}, false, true},
+		{"SEV-SNP compose file", attest.SimSEVSNP, func(t *testing.T, dir string, o *provision.Options) { composeWith(t, dir, "evil") }, []string{"measurement"}, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -113,6 +113,7 @@ func TestKeysFollowTheWorkload(t *testing.T) {
 			}
 			// Back to the first workload with keep: whether the keys can
 			// stay depends on what the sealing key is bound to.
+			composeWith(t, dir, "alpine")
 			keep := o
 			keep.KeepKeysAcrossUpdates = true
 			kept, err := provision.Run(context.Background(), keep)

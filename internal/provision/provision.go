@@ -5,6 +5,7 @@ package provision
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,7 +20,12 @@ import (
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/keystore"
 	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/internal/simtee"
 )
+
+// SimRegistryDir is where provisioning on a simulated TEE writes the
+// simulated registry of builds, in the state directory.
+const SimRegistryDir = "sim-registry"
 
 // Key lifetimes (--key-lifetime).
 const (
@@ -48,6 +54,9 @@ type Options struct {
 	// changes, instead of retiring them: it trusts whoever controls
 	// upgrades with every key.
 	KeepKeysAcrossUpdates bool
+	// DockerFiles is the docker-files archive given to the VM, if any:
+	// the simulators measure its SHA-256 as SecretVM does.
+	DockerFiles string
 	// AllowPrivateKeyMounts lets a compose file mount a private key into a
 	// container (SecretVM's first, legacy scheme); without it such a mount
 	// is an error and nothing is written.
@@ -157,12 +166,25 @@ func run(ctx context.Context, o Options, proj *compose.Project, store *keystore.
 	ao := o.Attest
 	ao.StateDir = store.Dir()
 	ao.Workload = proj.Contents
+	if o.DockerFiles != "" {
+		data, err := os.ReadFile(o.DockerFiles)
+		if err != nil {
+			return nil, fmt.Errorf("--docker-files: %w", err)
+		}
+		d := sha256.Sum256(data)
+		ao.DockerFilesSHA256 = d[:]
+	}
 	prov, err := attest.New(ctx, o.TEE, ao)
 	if err != nil {
 		return nil, err
 	}
 	if prov.Simulated() {
 		log.Warn("simulated TEE: quotes are NOT hardware-backed", "tee", prov.Name())
+		// The simulated build's registry, so that `verify --compose
+		// --registry STATE/sim-registry` takes the path of a real SecretVM.
+		if err := simtee.Registry(ao.SimImage).Write(filepath.Join(store.Dir(), SimRegistryDir)); err != nil {
+			return nil, fmt.Errorf("simulated registry: %w", err)
+		}
 	}
 	res := &Result{Store: store, Provider: prov, Identities: map[keys.Alg]*identity.Identity{}, Project: proj}
 	k := &keyring{prov: prov, store: store, log: log, evs: map[keys.Alg]*quote.Evidence{}}

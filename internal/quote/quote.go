@@ -257,6 +257,12 @@ func parseTDX(raw []byte) (Fields, error) {
 		"report_data":     h(b.ReportData),
 		"debug":           TDXDebug(b.TdAttributes),
 	}
+	if q5, ok := q.(*tdxpb.QuoteV5); ok {
+		if b5 := q5.GetTdQuoteBodyDescriptor().GetTdQuoteBodyV5(); b5 != nil && len(b5.GetMrServiceTd()) > 0 {
+			f["mr_servicetd"] = h(b5.GetMrServiceTd()) // TDX 1.5
+			f["tee_tcb_svn2"] = h(b5.GetTeeTcbSvn2())
+		}
+	}
 	return f, nil
 }
 

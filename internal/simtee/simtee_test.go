@@ -2,6 +2,7 @@ package simtee_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
-	"github.com/teesign/teesign/validate"
 )
 
 var rd = func() (r [64]byte) {
@@ -53,7 +53,7 @@ func readCerts(t *testing.T, path string) []*x509.Certificate {
 func TestSimTDXVerifiesOnlyWithSimRoot(t *testing.T) {
 	dir := t.TempDir()
 	workload := [][]byte{[]byte("services: {}\n")}
-	p, err := simtee.NewTDX(dir, workload, "")
+	p, err := simtee.NewTDX(dir, simtee.Options{Workload: workload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +61,14 @@ func TestSimTDXVerifiesOnlyWithSimRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// SecretVM's replay of [SHA-256(compose), rootfs_data], computed with
+	// Python's hashlib (rootfs_data = SHA-256("teesign-sim/rootfs_data")).
+	const wantRTMR3 = "4b41c367f83a2b627d56ae738c5024432a94fe454b78f03eaac9b3ae0da6a686801a4c06ac96a3f50d215e8f9e26b5c5"
 	k, f, err := quote.Parse(ev.Raw)
 	if err != nil || k != quote.TDX {
 		t.Fatalf("parse: %v %v", k, err)
 	}
-	if f["report_data"] != hex.EncodeToString(rd[:]) || f["rtmr3"] != hex.EncodeToString(validate.ComposeRTMR3(workload...)) || f["debug"] != false {
+	if f["report_data"] != hex.EncodeToString(rd[:]) || f["rtmr3"] != wantRTMR3 || f["debug"] != false {
 		t.Fatalf("fields: %v", f)
 	}
 	if got := hex.EncodeToString(ev.Raw[0x238 : 0x238+64]); got != hex.EncodeToString(rd[:]) {
@@ -93,7 +96,7 @@ func TestSimTDXVerifiesOnlyWithSimRoot(t *testing.T) {
 		t.Fatal("tampered quote verified")
 	}
 	// A second provider on the same state directory reuses the chain.
-	p2, err := simtee.NewTDX(dir, workload, "")
+	p2, err := simtee.NewTDX(dir, simtee.Options{Workload: workload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +115,7 @@ func TestSimSNPVerifiesOnlyWithSimRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p, err := simtee.NewSNP(dir, nil, "")
+	p, err := simtee.NewSNP(dir, simtee.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,14 +152,12 @@ func TestSimSNPVerifiesOnlyWithSimRoots(t *testing.T) {
 	}
 }
 
-func TestExtendRTMR3(t *testing.T) {
-	// From zero with no files.
-	if hex.EncodeToString(validate.ComposeRTMR3()) != hex.EncodeToString(make([]byte, 48)) {
-		t.Fatal("RTMR3 of no workload is not zero")
-	}
-	a := validate.ComposeRTMR3([]byte("a"), []byte("b"))
-	b := validate.ComposeRTMR3([]byte("b"), []byte("a"))
-	if hex.EncodeToString(a) == hex.EncodeToString(b) {
-		t.Fatal("RTMR3 ignores file order")
+// With a docker-files archive its digest is the third entry (vector from
+// Python's hashlib).
+func TestRTMR3WithDockerFiles(t *testing.T) {
+	df := sha256.Sum256([]byte("docker files"))
+	m := simtee.TDXImageMeasurements([][]byte{[]byte("services: {}\n")}, "", df[:])
+	if m["rtmr3"] != "d21f407658417c0ca6a154fef7f4f2af212ff7dee156d668eccda004a037bc1c293d0c2d73eab62e59c38d9dfcbbc26a" {
+		t.Fatalf("rtmr3 %s", m["rtmr3"])
 	}
 }

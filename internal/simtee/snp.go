@@ -59,8 +59,9 @@ type SNP struct {
 // NewSNP loads (or makes, on first use: RSA-4096 ARK and ASK, P-384 VCEK)
 // the simulated SEV-SNP chain in stateDir, exports ARK, ASK and VCEK as
 // sim-sev-snp-root.pem, and returns the provider for a guest launched from
-// image ("" for the documented one).
-func NewSNP(stateDir string, workload [][]byte, image string) (*SNP, error) {
+// o.Image, its MEASUREMENT the launch digest of the simulated build with
+// o.Workload's compose hash on the kernel command line.
+func NewSNP(stateDir string, o Options) (*SNP, error) {
 	if stateDir == "" {
 		return nil, fmt.Errorf("sim-sev-snp: needs a state directory")
 	}
@@ -72,7 +73,11 @@ func NewSNP(stateDir string, workload [][]byte, image string) (*SNP, error) {
 	if err := exportRoots(root, c.certs...); err != nil {
 		return nil, fmt.Errorf("sim-sev-snp: export roots: %w", err)
 	}
-	return &SNP{chain: c, measurements: SNPImageMeasurements(workload, image)}, nil
+	m, err := SNPImageMeasurements(o.Workload, o.Image, o.DockerFilesSHA256)
+	if err != nil {
+		return nil, err
+	}
+	return &SNP{chain: c, measurements: m}, nil
 }
 
 func newSNPChain() (*chainFile, error) {
@@ -171,6 +176,10 @@ func (p *SNP) QuoteWith(ctx context.Context, reportData [64]byte, edit func(repo
 	copy(r[0x90:0xC0], m)
 	hd, _ := hex.DecodeString(p.measurements["host_data"])
 	copy(r[0xC0:0xE0], hd)
+	fam, _ := hex.DecodeString(p.measurements["family_id"])
+	copy(r[0x10:0x20], fam)
+	img, _ := hex.DecodeString(p.measurements["image_id"])
+	copy(r[0x20:0x30], img)
 	rid := sha512.Sum384(reportData[:])
 	copy(r[0x140:0x160], rid[:32])                                  // report_id
 	le.PutUint64(r[0x180:], uint64(tcb))                            // reported_tcb

@@ -75,9 +75,9 @@ func (p *TDX) SealingKey(params []byte) ([]byte, error) {
 
 // NewTDX loads (or makes, on first use) the simulated TDX chain in
 // stateDir, exports its root as sim-root.pem, and returns a provider whose
-// TD has the fixed simulated measurements of image ("" for the documented
-// one) and RTMR3 from workload.
-func NewTDX(stateDir string, workload [][]byte, image string) (*TDX, error) {
+// TD has the fixed simulated measurements of o.Image and RTMR3 replayed
+// from o.Workload as SecretVM's initramfs extends it.
+func NewTDX(stateDir string, o Options) (*TDX, error) {
 	if stateDir == "" {
 		return nil, fmt.Errorf("sim-tdx: needs a state directory")
 	}
@@ -89,7 +89,7 @@ func NewTDX(stateDir string, workload [][]byte, image string) (*TDX, error) {
 	if err := exportRoots(root, c.certs[0]); err != nil {
 		return nil, fmt.Errorf("sim-tdx: export root: %w", err)
 	}
-	return &TDX{chain: c, measurements: TDXImageMeasurements(workload, image)}, nil
+	return &TDX{chain: c, measurements: TDXImageMeasurements(o.Workload, o.Image, o.DockerFilesSHA256)}, nil
 }
 
 // Name implements attest.Provider.

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -55,11 +56,14 @@ func Python(t testing.TB) string {
 // its output when it exits non-zero.
 func Run(t testing.TB, name string, args ...string) []byte {
 	t.Helper()
-	out, err := RunErr(name, args...)
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	cmd := exec.Command(name, args...)
+	var stdout, both bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&stdout, &both)
+	cmd.Stderr = &both
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, both.Bytes())
 	}
-	return out
+	return stdout.Bytes()
 }
 
 // RunErr runs a command and returns its combined output and error.

@@ -22,6 +22,7 @@ import (
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
+	"github.com/teesign/teesign/workload"
 )
 
 // BodyLimit bounds request bodies.
@@ -42,6 +43,9 @@ type Handler struct {
 	Collateral *verify.CollateralSource
 	// AMD are SEV-SNP trust certificates by role (--ark, --ask, --vcek).
 	AMD verify.AMDCerts
+	// Registry holds the official builds a request's compose file is
+	// checked against (nil: none, and such requests are refused).
+	Registry *workload.Registry
 }
 
 // VerifyRequest is the body of POST /verify.
@@ -58,6 +62,12 @@ type VerifyRequest struct {
 	Policy          *validate.Policy `json:"policy,omitempty"`
 	// AnyWorkload accepts a quote whose workload the policy does not pin.
 	AnyWorkload bool `json:"any_workload,omitempty"`
+	// Compose is the docker-compose file the VM should run, exactly as
+	// given: checked with the quote against the registry of builds.
+	Compose *string `json:"compose,omitempty"`
+	// DockerFilesSHA256 is the hex SHA-256 of the VM's docker-files
+	// archive, if it was given one.
+	DockerFilesSHA256 string `json:"docker_files_sha256,omitempty"`
 	// CertTable is a SEV-SNP certificate table, base64 (/attestation's cert_table).
 	CertTable string `json:"cert_table,omitempty"`
 }
@@ -168,6 +178,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral}
+	if req.Compose != nil {
+		if h.Registry == nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "this service has no registry of builds to check a compose file against"})
+			return
+		}
+		wl := workload.Workload{Compose: []byte(*req.Compose)}
+		if req.DockerFilesSHA256 != "" {
+			d, err := hex.DecodeString(req.DockerFilesSHA256)
+			if err != nil || len(d) != 32 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "docker_files_sha256 is not 64 hex digits"})
+				return
+			}
+			wl.DockerFilesSHA256 = d
+		}
+		o.Workload = &verify.WorkloadCheck{Registry: h.Registry, Workload: wl}
+	} else if req.DockerFilesSHA256 != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "docker_files_sha256 goes with compose"})
+		return
+	}
 	if req.PublicKey != "" {
 		o.PublicKeyPEM = []byte(req.PublicKey)
 	}

@@ -1,6 +1,7 @@
 package verifiersvc_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -12,8 +13,11 @@ import (
 	"testing"
 
 	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/quote"
+	"github.com/teesign/teesign/internal/simtee"
 	"github.com/teesign/teesign/internal/testutil"
 	"github.com/teesign/teesign/internal/verifiersvc"
+	"github.com/teesign/teesign/verify"
 )
 
 func post(t *testing.T, url, body string) (int, map[string]any) {
@@ -201,4 +205,37 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("response is not JSON: %q", rec.Body.String())
 		}
 	})
+}
+
+// A compose file in the request pins the workload against the service's
+// registry (here the simulated one).
+func TestVerifyWithCompose(t *testing.T) {
+	dir := t.TempDir()
+	compose := "services:\n  app:\n    image: alpine\n"
+	p, err := simtee.NewTDX(dir, simtee.Options{Workload: [][]byte{[]byte(compose)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Ed25519)
+	ev, err := p.Quote(context.Background(), k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, _ := os.ReadFile(filepath.Join(dir, simtee.TDXRootFile))
+	certs, _ := verify.ParseCerts(roots)
+	ts := httptest.NewServer(&verifiersvc.Handler{Offline: true, Trusted: certs, Registry: simtee.Registry("")})
+	defer ts.Close()
+	sig := base64.StdEncoding.EncodeToString(k.Sign([]byte("m")))
+	req := func(c string) string {
+		b, _ := json.Marshal(map[string]any{"quote": string(quote.Encode(ev.Kind, ev.Raw)), "message": "m", "signature": sig, "key_type": "ed25519", "compose": c})
+		return string(b)
+	}
+	code, m := post(t, ts.URL+"/verify", req(compose))
+	if wl, _ := m["workload"].(map[string]any); code != 200 || m["valid"] != true || wl["status"] != "authentic_match" {
+		t.Fatalf("same compose file: %d %v", code, m)
+	}
+	code, m = post(t, ts.URL+"/verify", req(compose+"#"))
+	if wl, _ := m["workload"].(map[string]any); code != 200 || m["valid"] != false || wl["status"] != "authentic_mismatch" || checkStatus(m, "workload") != "fail" {
+		t.Fatalf("another compose file: %d %v", code, m)
+	}
 }

@@ -93,7 +93,8 @@ print("ok")`
 	quoteFile := filepath.Join(crypto, "docker_attestation_ed25519.txt")
 	// The policy of a known-good quote, with RTMR3 computed from the
 	// compose file, pins the workload.
-	policy := testutil.Run(t, bin, "policy", "from-quote", quoteFile, "--compose", filepath.Join(dir, "docker-compose.yaml"))
+	simRegistry := filepath.Join(dir, "state", "sim-registry")
+	policy := testutil.Run(t, bin, "policy", "from-quote", quoteFile, "--compose", filepath.Join(dir, "docker-compose.yaml"), "--registry", simRegistry)
 	policyFile := testutil.WriteFile(t, "policy.yaml", policy)
 	testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--trust-root", root, "--offline", "--pubkey", filepath.Join(crypto, "docker_public_key_ed25519.pem"), "--policy", policyFile)
 	// Nothing pinned: invalid, exit 1, and the reason says what to do.
@@ -110,6 +111,30 @@ print("ok")`
 		if c.Name == "policy" && (c.Status != "fail" || !strings.Contains(c.Reason, "--policy") || !strings.Contains(c.Reason, "--any-workload")) {
 			t.Fatalf("policy check without a pin: %+v", c)
 		}
+	}
+	// --compose against the simulated registry pins the workload as on a
+	// real SecretVM; `teesign workload` says which build it is.
+	out = testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--offline",
+		"--compose", filepath.Join(dir, "docker-compose.yaml"), "--registry", simRegistry)
+	if !bytes.Contains(out, []byte(`"status": "authentic_match"`)) {
+		t.Fatalf("verify --compose: %s", out)
+	}
+	other := testutil.WriteFile(t, "other-compose.yaml", append([]byte(composeYAML), '#'))
+	out, err = testutil.RunErr(bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--offline",
+		"--compose", other, "--registry", simRegistry)
+	if exitCode(err) != 1 || !bytes.Contains(out, []byte(`"status": "authentic_mismatch"`)) {
+		t.Fatalf("verify --compose with another compose file: %v %s", err, out)
+	}
+	out = testutil.Run(t, bin, "workload", "--quote", quoteFile, "--compose", filepath.Join(dir, "docker-compose.yaml"), "--registry", simRegistry)
+	var wl map[string]string
+	if err := json.Unmarshal(out, &wl); err != nil || wl["status"] != "authentic_match" || wl["tee"] != "tdx" || wl["template"] != "small" || wl["artifacts_version"] != "v0.0.0-sim" || wl["env"] != "sim" {
+		t.Fatalf("teesign workload: %v %s", err, out)
+	}
+	if _, err = testutil.RunErr(bin, "workload", "--quote", quoteFile, "--compose", other, "--registry", simRegistry); exitCode(err) != 1 {
+		t.Fatalf("teesign workload, another compose file: exit %d", exitCode(err))
+	}
+	if _, err = testutil.RunErr(bin, "workload", "--quote", quoteFile); exitCode(err) != 2 {
+		t.Fatalf("teesign workload without --compose: exit %d", exitCode(err))
 	}
 	// --any-workload: exit 0, and the result says so.
 	out = testutil.Run(t, bin, "verify", "--quote", quoteFile, "--message", "hello", "--signature", cliSig, "--key-type", "ed25519", "--trust-root", root, "--offline", "--any-workload")

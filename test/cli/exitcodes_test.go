@@ -88,3 +88,30 @@ func TestAutoWithoutTEENamesTheSimulators(t *testing.T) {
 		t.Fatal("a simulated chain was made")
 	}
 }
+
+// --key-lifetime boot: while the server runs no private key file exists
+// anywhere under the state directory, and a restart gives new keys.
+func TestKeyLifetimeBootWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
+	var pubs []string
+	for i := 0; i < 2; i++ {
+		addr := testutil.FreeAddr(t)
+		stop := serve(t, dir, addr, "--key-lifetime", "boot")
+		filepath.WalkDir(filepath.Join(dir, "state"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && strings.Contains(d.Name(), "private_key") {
+				t.Errorf("--key-lifetime boot: %s exists while serving", p)
+			}
+			return nil
+		})
+		pub, err := os.ReadFile(filepath.Join(dir, "crypto", "docker_public_key_ed25519.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, string(pub))
+		stop()
+	}
+	if pubs[0] == pubs[1] {
+		t.Fatal("--key-lifetime boot: the same key after a restart")
+	}
+}

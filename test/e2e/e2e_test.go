@@ -37,6 +37,20 @@ func run(t *testing.T, dir string, name string, args ...string) string {
 	return string(out)
 }
 
+// output runs a command and returns its standard output alone.
+func output(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
 // cleanup runs even when a step fails.
 func cleanup(t *testing.T, name string, args ...string) {
 	t.Cleanup(func() {
@@ -147,8 +161,9 @@ networks:
 	// computed from the compose file.
 	for _, s := range sigs {
 		alg := s["key_type"].(string)
-		policy := run(t, dir, filepath.Join(dir, "teesign"), "policy", "from-quote",
-			filepath.Join(project, "crypto", "docker_attestation_"+alg+".txt"), "--compose", filepath.Join(project, "docker-compose.yaml"))
+		policy := output(t, dir, filepath.Join(dir, "teesign"), "policy", "from-quote",
+			filepath.Join(project, "crypto", "docker_attestation_"+alg+".txt"), "--compose", filepath.Join(project, "docker-compose.yaml"),
+			"--registry", filepath.Join(state, "sim-registry"))
 		policyFile := filepath.Join(dir, "policy-"+alg+".yaml")
 		os.WriteFile(policyFile, []byte(policy), 0o644)
 		out := run(t, dir, filepath.Join(dir, "teesign"), "verify", "--offline",
