@@ -32,7 +32,7 @@ func TDXQuoteOf(q any) (*TDXQuote, error) {
 			MROwnerConfig: b.GetMrOwnerConfig(), RTMR: [4][]byte(b.GetRtmrs()),
 		}
 		if len(b.GetMrServiceTd()) > 0 {
-			out.MRServiceTD = b.GetMrServiceTd()
+			out.MRServiceTD, out.TeeTCBSVN2 = b.GetMrServiceTd(), b.GetTeeTcbSvn2()
 		}
 		return out, nil
 	}

@@ -74,7 +74,9 @@ type TDXPolicy struct {
 	MRSignerSeam  []Hex `json:"mr_signer_seam,omitempty"`
 	// MRServiceTD is TDX 1.5's MRSERVICETD (quotes of version 5 with a
 	// TD 1.5 body); a quote without one fails a policy that lists it.
-	MRServiceTD    []Hex `json:"mr_servicetd,omitempty"`
+	MRServiceTD []Hex `json:"mr_servicetd,omitempty"`
+	// TeeTCBSVN2 is TDX 1.5's TEE_TCB_SVN2, likewise.
+	TeeTCBSVN2     []Hex `json:"tee_tcb_svn2,omitempty"`
 	TDAttributes   []Hex `json:"td_attributes,omitempty"`
 	XFAM           []Hex `json:"xfam,omitempty"`
 	SeamAttributes []Hex `json:"seam_attributes,omitempty"`
@@ -253,7 +255,7 @@ func (t *TDXPolicy) fields() []field {
 		{"mr_config_id", 48, t.MRConfigID}, {"mr_owner", 48, t.MROwner}, {"mr_owner_config", 48, t.MROwnerConfig},
 		{"mr_seam", 48, t.MRSeam}, {"mr_signer_seam", 48, t.MRSignerSeam}, {"mr_servicetd", 48, t.MRServiceTD},
 		{"td_attributes", 8, t.TDAttributes}, {"xfam", 8, t.XFAM}, {"seam_attributes", 8, t.SeamAttributes},
-		{"tee_tcb_svn", 16, t.TeeTCBSVN},
+		{"tee_tcb_svn", 16, t.TeeTCBSVN}, {"tee_tcb_svn2", 16, t.TeeTCBSVN2},
 	}
 }
 
@@ -441,8 +443,9 @@ type TDXQuote struct {
 	TeeTCBSVN, MRSeam, MRSignerSeam, SeamAttributes, TDAttributes, XFAM []byte
 	MRTD, MRConfigID, MROwner, MROwnerConfig                            []byte
 	RTMR                                                                [4][]byte
-	// MRServiceTD is nil unless the quote has a TDX 1.5 body.
-	MRServiceTD []byte
+	// MRServiceTD and TeeTCBSVN2 are nil unless the quote has a TDX 1.5
+	// body.
+	MRServiceTD, TeeTCBSVN2 []byte
 }
 
 // TD_ATTRIBUTES bits (Intel TDX module ABI).
@@ -469,7 +472,7 @@ func (p *Policy) CheckTDX(q *TDXQuote) error {
 		"mr_td": q.MRTD, "rtmr0": q.RTMR[0], "rtmr1": q.RTMR[1], "rtmr2": q.RTMR[2], "rtmr3": q.RTMR[3],
 		"mr_config_id": q.MRConfigID, "mr_owner": q.MROwner, "mr_owner_config": q.MROwnerConfig,
 		"mr_seam": q.MRSeam, "mr_signer_seam": q.MRSignerSeam, "mr_servicetd": q.MRServiceTD,
-		"td_attributes": q.TDAttributes, "xfam": q.XFAM, "seam_attributes": q.SeamAttributes, "tee_tcb_svn": q.TeeTCBSVN,
+		"td_attributes": q.TDAttributes, "xfam": q.XFAM, "seam_attributes": q.SeamAttributes, "tee_tcb_svn": q.TeeTCBSVN, "tee_tcb_svn2": q.TeeTCBSVN2,
 	}
 	for _, f := range t.fields() {
 		c.allowed(f, got[f.name])

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
 	"github.com/teesign/teesign/internal/testutil"
+	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
 )
 
@@ -126,5 +128,29 @@ func TestRealVLEKChain(t *testing.T) {
 	}
 	if status(res)["quote_signature"] != "pass" || status(res)["cert_chain"] != "pass" {
 		t.Fatalf("VCEK chain of a real Milan report: %+v", res.Checks)
+	}
+}
+
+// TDX 1.5 fields of a real v5 quote (go-tdx-guest's sample) can be pinned.
+func TestPinTDX15Fields(t *testing.T) {
+	raw := evidence(t, "go-tdx-guest_quote_v5_sample.bin")
+	_, f, err := quote.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := hex.DecodeString(f["mr_servicetd"].(string))
+	svn2, _ := hex.DecodeString(f["tee_tcb_svn2"].(string))
+	mrtd, _ := hex.DecodeString(f["mr_td"].(string))
+	pol := &validate.Policy{TDX: &validate.TDXPolicy{MRTD: []validate.Hex{mrtd}, MRServiceTD: []validate.Hex{svc}, TeeTCBSVN2: []validate.Hex{svn2}, Relax: []string{"debug", "reserved_attributes", "sept_ve_disable"}}}
+	res, err := verify.Verify(context.Background(), raw, []byte("m"), []byte("s"), verify.Options{Offline: true, Policy: pol})
+	if err != nil || status(res)["policy"] != "pass" {
+		t.Fatalf("pinned to its own TDX 1.5 fields: %v %+v", err, res.Checks)
+	}
+	other := append([]byte{}, svc...)
+	other[0] ^= 1
+	pol.TDX.MRServiceTD = []validate.Hex{other}
+	res, _ = verify.Verify(context.Background(), raw, []byte("m"), []byte("s"), verify.Options{Offline: true, Policy: pol})
+	if c := byName(res, "policy"); c.Status != "fail" || !slices.Equal(c.Rules, []string{"mr_servicetd"}) {
+		t.Fatalf("another MRSERVICETD: %+v", c)
 	}
 }

@@ -352,7 +352,11 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	pub, err := keys.PublicKeyFromReportData(alg, rd)
 	switch {
 	case err != nil:
-		r.add(CheckKeyBinding, Fail, err.Error())
+		reason := err.Error()
+		if n := quote.Note(quoteText); n != "" {
+			reason += " (" + n + ")"
+		}
+		r.add(CheckKeyBinding, Fail, reason)
 	case wantKey != nil && !wantKey.Equal(pub):
 		r.add(CheckKeyBinding, Fail, "the given public key is not the one the quote binds")
 	default:

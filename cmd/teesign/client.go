@@ -73,6 +73,9 @@ func newQuoteCmd() *cobra.Command {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			fields["tee"] = string(kind)
+			if n := quote.Note(text); n != "" {
+				fields["note"] = n
+			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
 			return enc.Encode(fields)

@@ -79,6 +79,9 @@ func Decode(text []byte) ([]byte, Kind, error) {
 	if k, err := Detect(text); err == nil {
 		return append([]byte(nil), text...), k, nil
 	}
+	if r, ok := azureHCL(text); ok {
+		return r, SEVSNP, nil
+	}
 	s := strings.Join(strings.Fields(string(text)), "")
 	if s == "" {
 		return nil, "", errors.New("quote is empty")
@@ -123,6 +126,34 @@ func Decode(text []byte) ([]byte, Kind, error) {
 		return nil, "", fmt.Errorf("quote of %d bytes is not a raw TDX quote or SEV-SNP report, nor hex (with or without 0x), nor base64 (standard or URL-safe, padded or not)%s", len(text), notAQuote(text))
 	}
 	return nil, "", errors.New("quote is not a TDX quote or SEV-SNP report (" + strings.Join(errs, "; ") + ")")
+}
+
+// hclHeaderSize is the header of an Azure HCL report before its SEV-SNP
+// report.
+const hclHeaderSize = 32
+
+// azureHCL returns the SEV-SNP report inside an Azure HCL report ("HCLA"
+// header), if raw is one.
+func azureHCL(raw []byte) ([]byte, bool) {
+	if len(raw) < hclHeaderSize+SNPReportSize || string(raw[:4]) != "HCLA" {
+		return nil, false
+	}
+	r := append([]byte(nil), raw[hclHeaderSize:hclHeaderSize+SNPReportSize]...)
+	if k, err := Detect(r); err != nil || k != SEVSNP {
+		return nil, false
+	}
+	return r, true
+}
+
+// Note says what a reader of the quote text must know beyond its fields:
+// for an Azure HCL report, that the SEV-SNP report was taken out of it
+// and that Azure's paravisor, not the guest, chose its report_data. It
+// is "" for other quotes.
+func Note(text []byte) string {
+	if _, ok := azureHCL(text); ok {
+		return "an Azure HCL report: its SEV-SNP report was extracted; Azure's paravisor owns report_data (a digest of the vTPM's runtime claims), so it cannot bind a teesign key"
+	}
+	return ""
 }
 
 // notAQuote names evidence that is not a TDX or SEV-SNP quote but is

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -152,7 +154,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/dcap-tools/quote-parse" {
-		h.quoteParse(w, body)
+		h.quoteParse(w, r, body)
 		return
 	}
 	var req VerifyRequest
@@ -219,11 +221,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // quoteParse answers like SecretVM's PCCS quote parser: the TDX body fields
 // as lowercase hex under "quote".
-func (h *Handler) quoteParse(w http.ResponseWriter, body []byte) {
+func (h *Handler) quoteParse(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req struct {
 		Quote string `json:"quote"`
 	}
-	if err := decodeStrict(body, &req); err != nil {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		// SecretVM's clients post the quote as a form field.
+		form, err := url.ParseQuery(string(body))
+		if err != nil || len(form) != 1 || len(form["quote"]) != 1 || !utf8.ValidString(form.Get("quote")) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid form: want exactly one field, quote"})
+			return
+		}
+		req.Quote = form.Get("quote")
+	} else if err := decodeStrict(body, &req); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
@@ -243,11 +253,54 @@ func (h *Handler) quoteParse(w http.ResponseWriter, body []byte) {
 	for _, k := range []string{"mr_seam", "mr_signer_seam", "td_attributes", "xfam", "mr_td", "mr_config_id", "mr_owner", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "report_data"} {
 		out[k] = f[k]
 	}
-	out["version"] = fmt.Sprintf("%04x", f["version"])
+	out["version"] = f["version"]
 	out["tee_type"] = f["tee_type"]
 	out["tcb_svn"] = f["tee_tcb_svn"]
 	out["mr_config"] = f["mr_owner_config"]
-	writeJSON(w, http.StatusOK, map[string]any{"quote": out})
+	// The quote's own verdict, as Intel's library reports it: its
+	// signatures and chain, and (unless offline) the TCB status.
+	res, err := verify.Verify(r.Context(), raw, nil, nil, verify.Options{AnyWorkload: true, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral})
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"quote": out, "status": map[string]int{"result": qvResult(res), "exp_status": 0}})
+}
+
+// Intel's sgx_ql_qv_result_t values, as SecretVM's collateral tool reports
+// them in status.result.
+var qvResults = map[string]int{
+	"UpToDate": 0x0000, "ConfigurationNeeded": 0xA001, "OutOfDate": 0xA002, "OutOfDateConfigurationNeeded": 0xA003,
+	"Revoked": 0xA005, "SWHardeningNeeded": 0xA007, "ConfigurationAndSWHardeningNeeded": 0xA008,
+}
+
+const (
+	qvInvalidSignature = 0xA004
+	qvUnspecified      = 0xA006
+)
+
+// qvResult maps a verification to sgx_ql_qv_result_t: 0 only when the
+// quote's signatures and chain verify and its TCB (when checked) is up to
+// date.
+func qvResult(res *verify.Result) int {
+	status := map[string]string{}
+	for _, c := range res.Checks {
+		status[c.Name] = c.Status
+	}
+	switch {
+	case status[verify.CheckQuoteSignature] != verify.Pass || status[verify.CheckCertChain] != verify.Pass:
+		return qvInvalidSignature
+	case status[verify.CheckTCBStatus] == verify.Unchecked:
+		return 0
+	}
+	code, ok := qvResults[res.TCBStatus]
+	if !ok {
+		return qvUnspecified
+	}
+	if qe, ok := qvResults[res.QEStatus]; ok && qe > code {
+		code = qe
+	}
+	return code
 }
 
 // Server wraps h with a public service's timeouts and limits (serve it

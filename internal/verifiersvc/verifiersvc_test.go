@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,7 @@ func TestVerifyAndQuoteParse(t *testing.T) {
 	}
 	parsed := m["quote"].(map[string]any)
 	for k, v := range map[string]string{
-		"tcb_svn": "07010300000000000000000000000000", "version": "0004", "tee_type": "00000081",
+		"tcb_svn": "07010300000000000000000000000000", "tee_type": "00000081",
 		"mr_td": "1e305ac8284517f73ada985bfc9fded48b23ed091ba8149678bb10207fb470c7903d7a8ddffa5a7be2a60e349bb75b6e",
 		"rtmr3": "aff11dd6163203574cdf6841166e6d769e27897fc55ec63c87a8f4ae200781e7dc434318114fcabda19ce1af2ef0741a",
 	} {
@@ -79,7 +80,34 @@ func TestVerifyAndQuoteParse(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, parsed[k], v)
 		}
 	}
-	for _, f := range []string{"version", "tee_type", "tcb_svn", "mr_seam", "mr_signer_seam", "td_attributes", "xfam", "mr_td", "mr_config_id", "mr_owner", "mr_config", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "report_data"} {
+	if parsed["version"] != float64(4) {
+		t.Errorf("version = %v, want 4", parsed["version"])
+	}
+	if st, _ := m["status"].(map[string]any); st["result"] != float64(0) || st["exp_status"] != float64(0) {
+		t.Errorf("status = %v, want result 0 (the sample's signatures verify)", m["status"])
+	}
+	// SecretVM's clients post a form; a tampered quote reports
+	// INVALID_SIGNATURE (0xA004).
+	resp, err := http.Post(ts.URL+"/dcap-tools/quote-parse", "application/x-www-form-urlencoded", strings.NewReader(url.Values{"quote": {q}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fm map[string]any
+	json.NewDecoder(resp.Body).Decode(&fm)
+	resp.Body.Close()
+	if fq, _ := fm["quote"].(map[string]any); resp.StatusCode != 200 || fq["mr_td"] != parsed["mr_td"] {
+		t.Fatalf("form post: %d %v", resp.StatusCode, fm)
+	}
+	bad := []byte(q)
+	bad[0x30*2+300] ^= 1 // a hex digit in the TD body
+	if bad[0x30*2+300] > 'f' || (bad[0x30*2+300] > '9' && bad[0x30*2+300] < 'a') {
+		bad[0x30*2+300] = '0'
+	}
+	_, m = post(t, ts.URL+"/dcap-tools/quote-parse", `{"quote":"`+string(bad)+`"}`)
+	if st, _ := m["status"].(map[string]any); st["result"] != float64(0xA004) {
+		t.Errorf("tampered quote: status %v, want result 0xA004", m["status"])
+	}
+	for _, f := range []string{"tee_type", "tcb_svn", "mr_seam", "mr_signer_seam", "td_attributes", "xfam", "mr_td", "mr_config_id", "mr_owner", "mr_config", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "report_data"} {
 		if _, ok := parsed[f].(string); !ok {
 			t.Errorf("quote-parse lacks %s", f)
 		}

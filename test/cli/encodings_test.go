@@ -60,6 +60,11 @@ func TestInspectIsTheSameInEveryEncoding(t *testing.T) {
 	if !bytes.Contains(out, []byte(`"mr_servicetd"`)) || !bytes.Contains(out, []byte(`"tee_tcb_svn2"`)) {
 		t.Fatalf("v5 fields: %s", out)
 	}
+	// An Azure HCL report: its SEV-SNP report is read, with a note.
+	out = testutil.Run(t, bin, "quote", "inspect", filepath.Join(ev, "trustee_azure_snp_hcl_report.bin"))
+	if !bytes.Contains(out, []byte(`"tee": "sev-snp"`)) || !bytes.Contains(out, []byte("paravisor owns report_data")) {
+		t.Fatalf("Azure HCL report: %s", out)
+	}
 	// An SGX quote is refused by name.
 	out, err := testutil.RunErr(bin, "quote", "inspect", filepath.Join(ev, "dcap-qvl_sgx_quote.bin"))
 	if err == nil || !bytes.Contains(out, []byte("SGX")) {
