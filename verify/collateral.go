@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/teesign/teesign/internal/atomicfile"
 )
 
@@ -48,14 +50,61 @@ type CollateralSource struct {
 	Backoff time.Duration
 	// Client makes the requests (default: an http.Client with Timeout).
 	Client *http.Client
+	// MaxConcurrent bounds the requests in flight at once for all the
+	// verifications that share this source (default 4).
+	MaxConcurrent int
+	// FailureTTL is how long a failed request is remembered and its
+	// error returned without asking again (default 30 s).
+	FailureTTL time.Duration
+
+	// shared is what verifications sharing this source share: one
+	// request in flight per URL, the in-memory cache, remembered failures
+	// and the concurrency bound; made on first use.
+	sharedOnce sync.Once
+	sharedSt   *shared
+}
+
+// shared fetch state of a CollateralSource.
+type shared struct {
+	flight singleflight.Group
+	slots  chan struct{}
+	mu     sync.Mutex
+	ok     map[string]cached // responses, until they expire
+	failed map[string]failure
+}
+
+type failure struct {
+	err   error
+	until time.Time
+}
+
+func (c *CollateralSource) state() *shared {
+	c.sharedOnce.Do(func() {
+		n := c.MaxConcurrent
+		if n <= 0 {
+			n = 4
+		}
+		c.sharedSt = &shared{slots: make(chan struct{}, n), ok: map[string]cached{}, failed: map[string]failure{}}
+	})
+	return c.sharedSt
 }
 
 // fetcher gets collateral URLs through a cache, with timeouts and retries.
 // It implements the getters go-tdx-guest and go-sev-guest take.
+// fetchConfig is a CollateralSource's settings, defaults applied.
+type fetchConfig struct {
+	PCCSURL, KDSURL, CacheDir string
+	Timeout, Backoff          time.Duration
+	Retries                   int
+	Client                    *http.Client
+}
+
 type fetcher struct {
-	src CollateralSource
-	ctx context.Context
-	now func() time.Time
+	src    fetchConfig
+	shared *shared
+	ttl    time.Duration
+	ctx    context.Context
+	now    func() time.Time
 
 	// memo keeps this verification's responses, so that teesign's own
 	// collateral checks read exactly what the libraries were given.
@@ -69,9 +118,15 @@ type memoEntry struct {
 }
 
 func newFetcher(ctx context.Context, src *CollateralSource, now time.Time) *fetcher {
-	s := CollateralSource{}
-	if src != nil {
-		s = *src
+	if src == nil {
+		src = &CollateralSource{}
+	}
+	sh := src.state()
+	s := fetchConfig{PCCSURL: src.PCCSURL, KDSURL: src.KDSURL, CacheDir: src.CacheDir, Timeout: src.Timeout,
+		Retries: src.Retries, Backoff: src.Backoff, Client: src.Client}
+	ttl := src.FailureTTL
+	if ttl <= 0 {
+		ttl = 30 * time.Second
 	}
 	if s.Timeout <= 0 {
 		s.Timeout = 10 * time.Second
@@ -88,7 +143,7 @@ func newFetcher(ctx context.Context, src *CollateralSource, now time.Time) *fetc
 	if s.Client == nil {
 		s.Client = &http.Client{Timeout: s.Timeout}
 	}
-	return &fetcher{src: s, ctx: ctx, now: func() time.Time { return now }, memo: map[string]memoEntry{}}
+	return &fetcher{src: s, shared: sh, ttl: ttl, ctx: ctx, now: func() time.Time { return now }, memo: map[string]memoEntry{}}
 }
 
 // rewrite points Intel's and AMD's URLs at the configured services.
@@ -153,7 +208,7 @@ func (f *fetcher) getContext(ctx context.Context, u string) (map[string][]string
 			}
 		}
 	}
-	header, body, err := f.fetch(ctx, f.rewrite(u))
+	header, body, err := f.fetchShared(ctx, u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,6 +221,50 @@ func (f *fetcher) getContext(ctx context.Context, u string) (map[string][]string
 		}
 	}
 	return header, body, nil
+}
+
+// fetchShared fetches u once for every verification sharing the source:
+// a response is kept in memory until it expires, one request is in flight
+// per URL, at most MaxConcurrent at once, and a failure is remembered for
+// FailureTTL. A flood of forged reports costs at most one request per
+// distinct URL.
+func (f *fetcher) fetchShared(ctx context.Context, u string) (map[string][]string, []byte, error) {
+	sh := f.shared
+	sh.mu.Lock()
+	if c, ok := sh.ok[u]; ok && f.now().Before(c.Expires) {
+		sh.mu.Unlock()
+		return c.Header, c.Body, nil
+	}
+	if fl, ok := sh.failed[u]; ok && time.Now().Before(fl.until) {
+		sh.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w (remembered for %v; not asked again)", fl.err, f.ttl)
+	}
+	sh.mu.Unlock()
+	v, err, _ := sh.flight.Do(u, func() (any, error) {
+		select {
+		case sh.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-sh.slots }()
+		header, body, err := f.fetch(ctx, f.rewrite(u))
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if err != nil {
+			sh.failed[u] = failure{err: err, until: time.Now().Add(f.ttl)}
+			return nil, err
+		}
+		delete(sh.failed, u)
+		if exp, ok := expiry(body); ok && f.now().Before(exp) {
+			sh.ok[u] = cached{URL: u, Header: header, Body: body, Expires: exp}
+		}
+		return cached{URL: u, Header: header, Body: body}, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	c := v.(cached)
+	return c.Header, c.Body, nil
 }
 
 // sevGetter adapts the fetcher to go-sev-guest's trust.HTTPSGetter.

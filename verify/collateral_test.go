@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -275,6 +276,60 @@ func TestSNPCollateralFromKDS(t *testing.T) {
 		}
 		if revoke && (res.Valid || status(res)["tcb_status"] != "fail") {
 			t.Fatalf("revoked ASK: %+v", res.Checks)
+		}
+	}
+}
+
+// 20 concurrent forged SEV-SNP reports against a KDS stand-in make at most
+// one request per distinct URL: the verifications share one request in
+// flight per URL and its response.
+func TestForgedReportFloodFetchesOncePerURL(t *testing.T) {
+	dir := t.TempDir()
+	p, err := simtee.NewSNP(dir, simtee.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Ed25519)
+	ev, err := p.Quote(context.Background(), k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := append([]byte{}, ev.Raw...)
+	forged[0x2A0+7] ^= 0xff // the signature
+	kds, err := simtee.NewKDS(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	perURL := map[string]int{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		perURL[r.URL.String()]++
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond) // a slow KDS: the flood arrives while the first fetch is in flight
+		kds.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	src := &verify.CollateralSource{KDSURL: ts.URL, Retries: -1}
+	certs := trusted(t, filepath.Join(dir, simtee.SNPRootFile))[:2] // ARK and ASK: the VCEK comes from KDS
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := verify.Verify(context.Background(), forged, []byte("m"), k.Sign([]byte("m")), verify.Options{KeyType: "ed25519", AnyWorkload: true, TrustedCerts: certs, Collateral: src})
+			if err != nil || res.Valid || status(res)["quote_signature"] != "fail" {
+				t.Errorf("forged report: %v %+v", err, res)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(perURL) == 0 {
+		t.Fatal("nothing was fetched")
+	}
+	for u, n := range perURL {
+		if n > 1 {
+			t.Errorf("%s fetched %d times", u, n)
 		}
 	}
 }

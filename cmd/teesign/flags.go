@@ -151,23 +151,3 @@ func (v levelValue) Type() string   { return "level" }
 func (v levelValue) Set(s string) error {
 	return v.l.UnmarshalText([]byte(s))
 }
-
-// durationValue is a duration flag with an upper bound.
-type durationValue struct {
-	d   *time.Duration
-	max time.Duration
-}
-
-func (v durationValue) String() string { return v.d.String() }
-func (v durationValue) Type() string   { return "duration" }
-func (v durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if d < 0 || d > v.max {
-		return fmt.Errorf("want 0 (off) up to %v", v.max)
-	}
-	*v.d = d
-	return nil
-}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/teesign/teesign/internal/httpguard"
 	"github.com/teesign/teesign/internal/verifiersvc"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
@@ -271,7 +270,7 @@ func newVerifierCmd() *cobra.Command {
 			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source()}
 			srv := verifiersvc.Server(h)
 			serve := func(ctx context.Context, ln net.Listener) error {
-				return httpguard.Serve(ctx, srv, ln, verifiersvc.RequestTimeout)
+				return verifiersvc.Serve(ctx, srv, ln)
 			}
 			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, serve, log, "verifier")
 		},

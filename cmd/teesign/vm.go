@@ -8,10 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -118,9 +116,11 @@ func newServeCmd() *cobra.Command {
 	var f vmFlags
 	var listen string
 	var allow []netip.Prefix
-	var busyPoll time.Duration
+	var allowPublic bool
+	var maxConns int
+	var heldBytes int64
 	c := &cobra.Command{
-		Use:   "serve --compose FILE [--compose FILE]... [--listen ADDR] [--allow CIDR]... [--busy-poll DURATION]",
+		Use:   "serve --compose FILE [--compose FILE]... [--listen ADDR] [--allow CIDR]...",
 		Short: "Provision, then run the signing server on the Docker bridge",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -133,11 +133,14 @@ func newServeCmd() *cobra.Command {
 				prefixes = signer.HostAllow()
 				prefixes = append(prefixes, allow...)
 			}
-			if !cmd.Flags().Changed("busy-poll") {
-				busyPoll = defaultBusyPoll()
-			}
 			if listen == "" {
 				listen = signer.DefaultListenAddr()
+			}
+			if err := signer.CheckExposure(listen, allow); err != nil {
+				if !allowPublic {
+					return err
+				}
+				log.Warn("EXPOSED: --allow-public: the signing server is reachable beyond private networks", "listen", listen, "why", err.Error())
 			}
 			tuneGC()
 			res, err := f.provision(cmd.Context(), log)
@@ -146,44 +149,21 @@ func newServeCmd() *cobra.Command {
 			}
 			defer res.Close()
 			printFiles(cmd.OutOrStdout(), res)
-			h, err := signer.New(signer.Config{Identities: res.Identities, TEE: res.Provider.Name(), Allow: prefixes, Logger: log})
+			h, err := signer.New(signer.Config{Identities: res.Identities, TEE: res.Provider.Name(), Allow: prefixes, HeldBytes: heldBytes, Logger: log})
 			if err != nil {
 				return err
 			}
-			srv := signer.Transport(h, log)
-			srv.BusyPoll = busyPoll
-			if busyPoll > 0 {
-				log.Info("busy polling while requests come close together", "up_to", busyPoll.String())
-			}
-			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, srv.Serve, log, "signing server")
+			serve := func(ctx context.Context, ln net.Listener) error { return h.Serve(ctx, ln, maxConns) }
+			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, serve, log, "signing server")
 		},
 	}
 	f.register(c)
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default: the docker0 address, else 127.0.0.1, port 49153)")
 	c.Flags().Var(prefixesValue{&allow}, "allow", "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks)")
-	c.Flags().Var(durationValue{&busyPoll, 10 * time.Millisecond}, "busy-poll", "after each response poll for the next request up to this long instead of sleeping, only while requests come closer together than that (Linux): lower latency under close-packed load; 0 is off (default: "+busyPollLimit.String()+" with GOMAXPROCS=1, a server on one core; otherwise off)")
+	c.Flags().BoolVar(&allowPublic, "allow-public", false, "allow a wildcard or non-private --listen address and --allow networks beyond private ones (logged loudly)")
+	c.Flags().IntVar(&maxConns, "max-conns", signer.DefaultMaxConns, "open connections at most; more wait in the listen backlog")
+	c.Flags().Int64Var(&heldBytes, "max-held-bytes", signer.DefaultHeldBytes, "request bytes held at once across connections; a request that cannot get its share in 5 s gets 503")
 	return c
-}
-
-// busyPollLimit is serve's --busy-poll on one core. Idle gaps under 50 µs
-// between requests mean a core kept busy most of the time (one signature
-// takes 25 to 65 µs), where being woken for each request would cost the
-// server about as much CPU again as signing it. At lower rates the window
-// stays closed and the server sleeps between requests as before.
-const busyPollLimit = 50 * time.Microsecond
-
-// defaultBusyPoll is serve's --busy-poll when none is given: busyPollLimit
-// for a server on one Go processor (GOMAXPROCS=1) on Linux, otherwise off.
-// With one processor the poller runs only once every runnable goroutine
-// has run; with more it spins beside the handlers, and on the benchmark VM
-// (GOMAXPROCS=2, sharing a core with a busy process) it then cost a fifth
-// of a core more at 10,000 requests/s and raised p99 rather than lowered
-// it.
-func defaultBusyPoll() time.Duration {
-	if runtime.GOOS != "linux" || runtime.GOMAXPROCS(0) != 1 {
-		return 0
-	}
-	return busyPollLimit
 }
 
 // tuneGC trades a little memory for fewer collections on the signing

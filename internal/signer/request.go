@@ -1,11 +1,18 @@
 package signer
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/teesign/teesign/internal/keys"
 )
@@ -51,98 +58,36 @@ func badRequest(format string, a ...any) error {
 	return &errBadRequest{msg: fmt.Sprintf(format, a...)}
 }
 
-// decodeSignRequest parses body strictly: one JSON object with only the
-// known fields, each at most once, string values (an array of strings for
-// "payloads"), valid UTF-8, no lone surrogates, nothing after it. It
-// allocates only for strings with escapes and for the payload list.
+// decodeSignRequest parses body strictly with go-json-experiment: one
+// JSON object with only the known fields, each at most once and spelled
+// exactly (an escaped spelling is unknown), string values (an array of
+// strings for "payloads"), valid UTF-8 without lone surrogates, nothing
+// after it. The object is read as a stream straight from body, so a large
+// body costs one pass and no copies beyond the payloads. Error messages
+// quote at most a short, escaped prefix of a field name.
 func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
-	d := decoder{b: body}
-	req := &signRequest{}
-	var seenKey, seenPayload, seenEnc, seenFormat bool
-	var keyType, enc, format []byte
-	var err error
-	d.ws()
-	if !d.eat('{') {
-		return nil, badRequest("invalid JSON: body must be a JSON object")
-	}
-	d.ws()
-	if !d.eat('}') {
-		for {
-			d.ws()
-			name, err := d.str()
-			if err != nil {
-				return nil, err
-			}
-			d.ws()
-			if !d.eat(':') {
-				return nil, badRequest("invalid JSON: expected ':' after %q", name)
-			}
-			d.ws()
-			field := string(name) // does not allocate in a switch comparison
-			switch {
-			case field == "key_type":
-				if seenKey {
-					return nil, badRequest("duplicate field %q", field)
-				}
-				seenKey = true
-				if keyType, err = d.strValue(field); err != nil {
-					return nil, err
-				}
-			case field == "payload_encoding":
-				if seenEnc {
-					return nil, badRequest("duplicate field %q", field)
-				}
-				seenEnc = true
-				if enc, err = d.strValue(field); err != nil {
-					return nil, err
-				}
-			case field == "format":
-				if seenFormat {
-					return nil, badRequest("duplicate field %q", field)
-				}
-				seenFormat = true
-				if format, err = d.strValue(field); err != nil {
-					return nil, err
-				}
-			case field == "payload" && !batch:
-				if seenPayload {
-					return nil, badRequest("duplicate field %q", field)
-				}
-				seenPayload = true
-				if req.payload, err = d.strValue(field); err != nil {
-					return nil, err
-				}
-			case field == "payloads" && batch:
-				if seenPayload {
-					return nil, badRequest("duplicate field %q", field)
-				}
-				seenPayload = true
-				if req.payloads, err = d.strArray(field); err != nil {
-					return nil, err
-				}
-			default:
-				return nil, badRequest("unknown field %q", field)
-			}
-			d.ws()
-			if d.eat(',') {
-				continue
-			}
-			if d.eat('}') {
-				break
-			}
-			return nil, badRequest("invalid JSON: expected ',' or '}' in object")
+	b := &signBody{batch: batch}
+	if err := json.Unmarshal(body, b); err != nil {
+		var fe *fieldError
+		switch {
+		case errors.As(err, &fe):
+			return nil, badRequest("%s", fe.msg)
+		case b.done:
+			return nil, badRequest("invalid JSON: trailing data after the object")
 		}
+		return nil, jsonError(err)
 	}
-	d.ws()
-	if d.i != len(d.b) {
-		return nil, badRequest("invalid JSON: trailing data after the object")
-	}
-	if !seenPayload {
+	req := &signRequest{payload: b.payload, payloads: b.payloads}
+	keyType, seenKey := b.keyType, b.seen["key_type"]
+	enc, seenEnc := b.enc, b.seen["payload_encoding"]
+	format, seenFormat := b.format, b.seen["format"]
+	if !b.seen["payload"] && !b.seen["payloads"] {
 		if batch {
 			return nil, badRequest("missing field \"payloads\"")
 		}
 		return nil, badRequest("missing field \"payload\"")
 	}
+	var err error
 	req.keyType = keys.DefaultAlg
 	if seenKey {
 		switch string(keyType) {
@@ -151,7 +96,7 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 		case string(keys.Ed25519):
 			req.keyType = keys.Ed25519
 		default:
-			return nil, badRequest("invalid key type %q: accepted key types are \"secp256k1\" and \"ed25519\"", keyType)
+			return nil, badRequest("invalid key type %s: accepted key types are \"secp256k1\" and \"ed25519\"", quoteShort(string(keyType)))
 		}
 	}
 	req.encoding = encUTF8
@@ -160,7 +105,7 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 		case encUTF8, encBase64, encHex:
 			req.encoding = string(enc)
 		default:
-			return nil, badRequest("invalid payload_encoding %q: accepted encodings are \"utf8\", \"base64\" and \"hex\"", enc)
+			return nil, badRequest("invalid payload_encoding %s: accepted encodings are \"utf8\", \"base64\" and \"hex\"", quoteShort(string(enc)))
 		}
 	}
 	req.format = FormatDER
@@ -169,7 +114,7 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 		case FormatDER, FormatEthPersonalSign, FormatEthRaw:
 			req.format = string(format)
 		default:
-			return nil, badRequest("invalid format %q: accepted formats are \"der\" (default), \"eth_personal_sign\" and \"eth_raw\"", format)
+			return nil, badRequest("invalid format %s: accepted formats are \"der\" (default), \"eth_personal_sign\" and \"eth_raw\"", quoteShort(string(format)))
 		}
 		if req.format != FormatDER && req.keyType != keys.Secp256k1 {
 			return nil, badRequest("format %q needs key_type \"secp256k1\"", req.format)
@@ -198,6 +143,145 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 	return req, nil
 }
 
+// fieldError is a request that is JSON but not a signing request.
+type fieldError struct{ msg string }
+
+func (e *fieldError) Error() string { return e.msg }
+
+// signBody decodes a /sign or /sign/batch object from the stream.
+type signBody struct {
+	batch                bool
+	seen                 map[string]bool
+	keyType, enc, format []byte
+	payload              []byte
+	payloads             [][]byte
+	done                 bool // the object was read whole
+}
+
+// UnmarshalJSONFrom implements json.UnmarshalerFrom.
+func (b *signBody) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	b.seen = map[string]bool{}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	if tok.Kind() != '{' {
+		return &fieldError{"invalid JSON: body must be a JSON object"}
+	}
+	payloadField := `"payload"`
+	if b.batch {
+		payloadField = `"payloads"`
+	}
+	str := func(name string) ([]byte, error) {
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if v.Kind() != '"' {
+			return nil, &fieldError{fmt.Sprintf("field %q must be a string", name)}
+		}
+		return jsontext.AppendUnquote(nil, v)
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		field := string(name)
+		switch field {
+		case `"key_type"`:
+			b.keyType, err = str("key_type")
+		case `"payload_encoding"`:
+			b.enc, err = str("payload_encoding")
+		case `"format"`:
+			b.format, err = str("format")
+		case payloadField:
+			if !b.batch {
+				b.payload, err = str("payload")
+				break
+			}
+			err = b.readPayloads(dec)
+		default:
+			raw := name
+			if len(raw) > 2 {
+				raw = raw[1 : len(raw)-1]
+			}
+			return &fieldError{"unknown field " + quoteShort(string(raw))}
+		}
+		if err != nil {
+			return err
+		}
+		b.seen[strings.Trim(field, `"`)] = true
+	}
+	if _, err = dec.ReadToken(); err == nil {
+		b.done = true
+	}
+	return err
+}
+
+func (b *signBody) readPayloads(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	if tok.Kind() != '[' {
+		return &fieldError{"field \"payloads\" must be an array of strings"}
+	}
+	b.payloads = [][]byte{}
+	for dec.PeekKind() != ']' {
+		v, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		if v.Kind() != '"' {
+			return &fieldError{"field \"payloads\" must be an array of strings"}
+		}
+		if len(b.payloads) == MaxBatch {
+			return &fieldError{fmt.Sprintf("\"payloads\" must hold 1 to %d payloads, not more", MaxBatch)}
+		}
+		p, err := jsontext.AppendUnquote(nil, v)
+		if err != nil {
+			return err
+		}
+		b.payloads = append(b.payloads, p)
+	}
+	_, err = dec.ReadToken()
+	return err
+}
+
+// jsonError describes a JSON syntax error by its kind and position only:
+// it never repeats the input.
+func jsonError(err error) error {
+	var se *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("invalid JSON: body must be a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("invalid JSON: the body ends before the object does (expected more)")
+	case errors.As(err, &se) && se.Err == jsontext.ErrDuplicateName:
+		name := ""
+		if toks := strings.Split(string(se.JSONPointer), "/"); len(toks) > 0 {
+			name = toks[len(toks)-1]
+		}
+		return badRequest("duplicate field %s", quoteShort(name))
+	case errors.As(err, &se):
+		return badRequest("invalid JSON at byte %d: strings must be valid UTF-8, with no raw control character and no lone surrogate escape (send binary payloads as base64 or hex)", se.ByteOffset)
+	}
+	return badRequest("invalid JSON: body must be a JSON object")
+}
+
+// quoteShort quotes at most 32 bytes of s, escaped.
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		return strconv.QuoteToASCII(s) + "…"
+	}
+	return strconv.QuoteToASCII(s)
+}
+
 // encEthDigest is the payload form of eth_raw: a 32-byte digest as hex,
 // with or without 0x.
 const encEthDigest = "eth_digest"
@@ -217,6 +301,9 @@ func decodePayload(p []byte, enc string) ([]byte, error) {
 		}
 		return out, nil
 	case encBase64:
+		if bytes.ContainsAny(p, "\r\n") { // Strict() alone skips them
+			return nil, errors.New("not valid standard base64 (no line breaks)")
+		}
 		out := make([]byte, base64.StdEncoding.DecodedLen(len(p)))
 		n, err := base64.StdEncoding.Strict().Decode(out, p)
 		if err != nil {
@@ -231,176 +318,4 @@ func decodePayload(p []byte, enc string) ([]byte, error) {
 		return out, nil
 	}
 	return p, nil
-}
-
-type decoder struct {
-	b []byte
-	i int
-}
-
-func (d *decoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-func (d *decoder) eat(c byte) bool {
-	if d.i < len(d.b) && d.b[d.i] == c {
-		d.i++
-		return true
-	}
-	return false
-}
-
-func (d *decoder) strValue(field string) ([]byte, error) {
-	if d.i < len(d.b) && d.b[d.i] != '"' {
-		return nil, badRequest("field %q must be a string", field)
-	}
-	return d.str()
-}
-
-func (d *decoder) strArray(field string) ([][]byte, error) {
-	if !d.eat('[') {
-		return nil, badRequest("field %q must be an array of strings", field)
-	}
-	var out [][]byte
-	d.ws()
-	if d.eat(']') {
-		return out, nil
-	}
-	for {
-		d.ws()
-		if len(out) == MaxBatch {
-			return nil, badRequest("\"payloads\" must hold 1 to %d payloads", MaxBatch)
-		}
-		s, err := d.strValue(field + " element")
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-		d.ws()
-		if d.eat(',') {
-			continue
-		}
-		if d.eat(']') {
-			return out, nil
-		}
-		return nil, badRequest("invalid JSON: expected ',' or ']' in array")
-	}
-}
-
-// str reads a JSON string. Without escapes it returns a sub-slice of the
-// input; it rejects control characters, invalid UTF-8 and lone surrogates.
-func (d *decoder) str() ([]byte, error) {
-	if !d.eat('"') {
-		return nil, badRequest("invalid JSON: expected a string")
-	}
-	start := d.i
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			s := d.b[start:d.i]
-			d.i++
-			if !utf8.Valid(s) {
-				return nil, badRequest("invalid UTF-8 in a string: send binary payloads as base64 or hex")
-			}
-			return s, nil
-		case c == '\\':
-			return d.strSlow(start)
-		case c < 0x20:
-			return nil, badRequest("invalid JSON: control character in a string")
-		}
-		d.i++
-	}
-	return nil, badRequest("invalid JSON: unterminated string")
-}
-
-func (d *decoder) strSlow(start int) ([]byte, error) {
-	out := append([]byte(nil), d.b[start:d.i]...)
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			d.i++
-			if !utf8.Valid(out) {
-				return nil, badRequest("invalid UTF-8 in a string: send binary payloads as base64 or hex")
-			}
-			return out, nil
-		case c < 0x20:
-			return nil, badRequest("invalid JSON: control character in a string")
-		case c != '\\':
-			out = append(out, c)
-			d.i++
-			continue
-		}
-		d.i++
-		if d.i >= len(d.b) {
-			break
-		}
-		e := d.b[d.i]
-		d.i++
-		switch e {
-		case '"', '\\', '/':
-			out = append(out, e)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := d.hex4()
-			if !ok {
-				return nil, badRequest("invalid JSON: bad \\u escape")
-			}
-			if r >= 0xD800 && r < 0xDC00 { // high surrogate: a low one must follow
-				if !(d.eat('\\') && d.eat('u')) {
-					return nil, badRequest("invalid string: lone UTF-16 surrogate \\u%04x", r)
-				}
-				lo, ok := d.hex4()
-				if !ok || lo < 0xDC00 || lo > 0xDFFF {
-					return nil, badRequest("invalid string: lone UTF-16 surrogate \\u%04x", r)
-				}
-				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
-			} else if r >= 0xDC00 && r <= 0xDFFF {
-				return nil, badRequest("invalid string: lone UTF-16 surrogate \\u%04x", r)
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return nil, badRequest("invalid JSON: bad escape \\%c", e)
-		}
-	}
-	return nil, badRequest("invalid JSON: unterminated string")
-}
-
-func (d *decoder) hex4() (rune, bool) {
-	if d.i+4 > len(d.b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range d.b[d.i : d.i+4] {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			return 0, false
-		}
-	}
-	d.i += 4
-	return r, true
 }

@@ -27,11 +27,12 @@ func TestDecodeSignRequest(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		`{"payload":"x","payload":"y"}`:                "duplicate",
-		`{"payload":"x","extra":1}`:                    "unknown field",
-		`{"PAYLOAD":"x"}`:                              "unknown field",
-		`{"payload":"x"} {}`:                           "trailing",
-		`{"payload":"x"`:                               "expected",
+		`{"payload":"x","payload":"y"}`: "duplicate",
+		`{"payload":"x","extra":1}`:     "unknown field",
+		`{"PAYLOAD":"x"}`:               "unknown field",
+		`{"payload":"x"} {}`:            "trailing",
+		`{"payload":"x"`:                "expected",
+		`{"payload":"SGVs\r\nbG8=","payload_encoding":"base64"}`: "no line breaks",
 		`{"payload":1}`:                                "must be a string",
 		`{"payload":null}`:                             "must be a string",
 		`{"key_type":"rsa","payload":"x"}`:             "invalid key type",

@@ -5,7 +5,6 @@ package signer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -19,12 +18,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
-	"github.com/teesign/teesign/internal/http1"
 	"github.com/teesign/teesign/internal/identity"
 	"github.com/teesign/teesign/internal/keys"
 )
@@ -45,6 +43,9 @@ type Config struct {
 	Allow []netip.Prefix
 	// BodyLimit bounds request bodies; 0 means DefaultBodyLimit.
 	BodyLimit int64
+	// HeldBytes caps the request bytes held at once; 0 means
+	// DefaultHeldBytes.
+	HeldBytes int64
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -60,6 +61,11 @@ type Server struct {
 	bufs      sync.Pool
 	metrics   *metrics
 	debugLogs bool
+	held      *semaphore.Weighted
+	// bulk lets one large body be read and decoded at a time, so that
+	// floods of them leave a core to everyone else.
+	bulk    *semaphore.Weighted
+	bulkBuf []byte // the large body's buffer, under bulk
 }
 
 func algIndex(a keys.Alg) int {
@@ -76,6 +82,14 @@ func New(cfg Config) (*Server, error) {
 	if s.limit <= 0 {
 		s.limit = DefaultBodyLimit
 	}
+	if cfg.HeldBytes <= 0 {
+		cfg.HeldBytes = DefaultHeldBytes
+	}
+	if cfg.HeldBytes < s.limit {
+		return nil, fmt.Errorf("signer: held bytes %d are fewer than the body limit %d", cfg.HeldBytes, s.limit)
+	}
+	s.held = semaphore.NewWeighted(cfg.HeldBytes)
+	s.bulk = semaphore.NewWeighted(1)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,9 +132,8 @@ func New(cfg Config) (*Server, error) {
 
 // ServeHTTP routes requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.allowed(r.RemoteAddr) {
+	if !s.allowed(r.RemoteAddr) { // the listener refuses these first; this guards other transports
 		s.metrics.denied.Inc()
-		s.log.Warn("request from a source that is not allowed", "remote", r.RemoteAddr, "path", r.URL.Path)
 		writeError(w, http.StatusForbidden, "forbidden: this source address may not use the signing server")
 		return
 	}
@@ -187,13 +200,7 @@ func (s *Server) allowed(remote string) bool {
 	if err != nil {
 		return false
 	}
-	a := ap.Addr().Unmap()
-	for _, p := range s.allow {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return s.allowedIP(ap.Addr().Unmap())
 }
 
 // sign is the hot path: one pooled buffer for the body and the response,
@@ -203,13 +210,45 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 		s.tooLarge(w)
 		return
 	}
-	bp := s.bufs.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBuf { // let huge buffers go
-			s.bufs.Put(bp)
+	// Hold at most HeldBytes of requests at once: each request reserves
+	// its declared length (the body limit when it declares none).
+	want := s.limit
+	if r.ContentLength >= 0 {
+		want = r.ContentLength
+	}
+	// A large body first waits for its turn, then for bytes: the bytes
+	// semaphore is FIFO, and a large waiter at its head would hold up
+	// every small request behind it.
+	wctx, cancel := context.WithTimeout(r.Context(), heldBytesWait)
+	var err error
+	if want > bulkBody {
+		if err = s.bulk.Acquire(wctx, 1); err == nil {
+			defer s.bulk.Release(1)
 		}
-	}()
-	body, err := readBody(r.Body, (*bp)[:0], s.limit)
+	}
+	if err == nil {
+		err = s.held.Acquire(wctx, want)
+	}
+	cancel()
+	if err != nil {
+		s.metrics.errors.WithLabelValues("503").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "busy: too many request bytes in flight, retry")
+		return
+	}
+	defer s.held.Release(want)
+	var bp *[]byte
+	if want > bulkBody {
+		bp = &s.bulkBuf // one large body at a time: one buffer serves them all
+	} else {
+		bp = s.bufs.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= maxPooledBuf { // let huge buffers go
+				s.bufs.Put(bp)
+			}
+		}()
+	}
+	body, err := readBody(r.Body, (*bp)[:0], min(s.limit, want))
 	*bp = body[:0]
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
@@ -264,6 +303,11 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 }
 
+// bulkBody is the body size above which a request waits for its turn
+// (one at a time): signing requests are small, /sign/batch of 1000 short
+// payloads is under it.
+const bulkBody = 256 << 10
+
 // maxPooledBuf is the largest buffer kept for reuse.
 const maxPooledBuf = 64 << 10
 
@@ -293,13 +337,14 @@ func (s *Server) internalError(w http.ResponseWriter, err error) {
 
 var jsonCT = []string{"application/json"}
 
+// logSign logs that a request was signed: never its payload or anything
+// derived from it.
 func (s *Server) logSign(req *signRequest) {
 	if req.payloads != nil {
 		s.log.Debug("signed batch", "key_type", req.keyType, "count", len(req.payloads))
 		return
 	}
-	h := sha256.Sum256(req.payload)
-	s.log.Debug("signed", "key_type", req.keyType, "payload_size", len(req.payload), "payload_sha256", hex.EncodeToString(h[:8]))
+	s.log.Debug("signed", "key_type", req.keyType)
 }
 
 func (s *Server) tooLarge(w http.ResponseWriter) {
@@ -361,31 +406,6 @@ func newMetrics() *metrics {
 	reg.MustRegister(sigs, errs, denied, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return &metrics{reg: reg, errors: errs, denied: denied,
 		signatures: [2]prometheus.Counter{sigs.WithLabelValues(string(keys.Secp256k1)), sigs.WithLabelValues(string(keys.Ed25519))}}
-}
-
-// Timeouts of the signing server.
-const (
-	ReadHeaderTimeout = 5 * time.Second
-	// RequestTimeout bounds a request from its first byte to the end of
-	// its response (slow bodies, clients that do not read).
-	RequestTimeout = 15 * time.Second
-	IdleTimeout    = 60 * time.Second
-)
-
-// MaxHeaderBytes bounds a request's line and header fields (431 above).
-const MaxHeaderBytes = 16 << 10
-
-// Transport is the signing server's HTTP/1.1 transport for h, with its
-// header limit and its header, request and idle timeouts.
-func Transport(h http.Handler, log *slog.Logger) *http1.Server {
-	return &http1.Server{
-		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		RequestTimeout:    RequestTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
-		Logger:            log,
-	}
 }
 
 // DefaultListenAddr is the docker0 bridge's IPv4 address on DefaultPort, or

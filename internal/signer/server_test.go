@@ -1,6 +1,7 @@
 package signer_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/teesign/teesign/internal/identity"
 	"github.com/teesign/teesign/internal/keys"
@@ -51,7 +53,7 @@ func newServer(t testing.TB, allow ...string) (*testServer, map[keys.Alg]*keys.P
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- signer.Transport(h, slogDiscard()).Serve(ctx, ln) }()
+	go func() { done <- h.Serve(ctx, ln, 0) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -213,5 +215,62 @@ func TestEthereumFormats(t *testing.T) {
 	code, _, m = do(t, "GET", ts.URL+"/attestation/secp256k1", "")
 	if code != 200 || m["ethereum_address"] != addr {
 		t.Fatalf("attestation address %v, want %s", m["ethereum_address"], addr)
+	}
+}
+
+// A disallowed source gets the fixed 403 at accept, before any byte of
+// its request is read: requests that would be a 413 or a 400 get 403.
+func TestDisallowedSourceIsRefusedUnread(t *testing.T) {
+	ts, _ := newServer(t, "127.0.0.1/32")
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	for name, req := range map[string]string{
+		"over the body limit": "POST /sign HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{\"payload\":\"",
+		"malformed":           "this is not HTTP at all\r\n\r\n",
+		"never sends":         "",
+	} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if req != "" {
+			c.Write([]byte(req))
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(body), "forbidden") {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
+		}
+	}
+}
+
+// Error messages repeat at most a short, escaped prefix of the input.
+func TestErrorsEchoLittle(t *testing.T) {
+	ts, _ := newServer(t, "127.0.0.0/8")
+	name := strings.Repeat("\x7f", 3000)
+	for _, body := range []string{`{"` + name + `":"x"}`, `{"payload":"x","key_type":"` + strings.Repeat("k", 3000) + `"}`, `{"payload":"x","payload_encoding":"` + name + `"}`} {
+		code, _, m := do(t, "POST", ts.URL+"/sign", body)
+		msg, _ := m["error"].(string)
+		if code != 400 || len(msg) > 300 { // bounded, whatever the input's size
+			t.Fatalf("%d, a %d-byte error", code, len(msg))
+		}
+	}
+}
+
+func TestExposureChecks(t *testing.T) {
+	for listen, ok := range map[string]bool{"172.17.0.1:49153": true, "127.0.0.1:49153": true, "[::1]:49153": true, "0.0.0.0:49153": false, "[::]:49153": false, "8.8.8.8:49153": false} {
+		if err := signer.CheckExposure(listen, nil); (err == nil) != ok {
+			t.Errorf("--listen %s: %v", listen, err)
+		}
+	}
+	for allow, ok := range map[string]bool{"10.1.0.0/16": true, "172.18.0.0/16": true, "0.0.0.0/0": false, "::/0": false, "8.0.0.0/8": false, "10.0.0.0/7": false} {
+		if err := signer.CheckExposure("127.0.0.1:1", []netip.Prefix{netip.MustParsePrefix(allow)}); (err == nil) != ok {
+			t.Errorf("--allow %s: %v", allow, err)
+		}
 	}
 }

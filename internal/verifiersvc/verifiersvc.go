@@ -4,6 +4,7 @@
 package verifiersvc
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -303,8 +305,25 @@ func qvResult(res *verify.Result) int {
 	return code
 }
 
-// Server wraps h with a public service's timeouts and limits (serve it
-// with httpguard.Serve and RequestTimeout, which bound each request).
+// Server wraps h with a public service's limits: net/http's timeouts
+// bound each request, from its headers to the end of its response
+// (collateral fetching included).
 func Server(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: RequestTimeout, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+}
+
+// Serve serves srv on ln until ctx ends, then shuts down gracefully
+// (waiting up to 10 s for requests in flight).
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
 }

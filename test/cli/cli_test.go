@@ -6,15 +6,11 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,78 +233,4 @@ func freePort(t *testing.T) int {
 	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
 	p, _ := strconv.Atoi(port)
 	return p
-}
-
-// TestServeBusyPoll serves with --busy-poll: signatures verify over
-// keep-alive and new connections alike, and an out-of-range value is a
-// usage error.
-func TestServeBusyPoll(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stop := serve(t, dir, addr, "--busy-poll", "500us")
-	defer stop()
-	pemBytes, err := os.ReadFile(filepath.Join(dir, "crypto", "docker_public_key_ed25519.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(pemBytes)
-	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keepAlive := &http.Client{Timeout: 5 * time.Second}
-	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for i := range 60 {
-		client := keepAlive
-		if i%3 == 0 {
-			client = fresh
-		}
-		msg := fmt.Sprintf("busy poll %d", i)
-		resp, err := client.Post("http://"+addr+"/sign", "application/json", strings.NewReader(`{"key_type":"ed25519","payload":"`+msg+`"}`))
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		var m map[string]string
-		err = json.NewDecoder(resp.Body).Decode(&m)
-		resp.Body.Close()
-		sig, _ := base64.StdEncoding.DecodeString(m["signature"])
-		if err != nil || resp.StatusCode != 200 || !ed25519.Verify(pub.(ed25519.PublicKey), []byte(msg), sig) {
-			t.Fatalf("request %d: %d %v %v", i, resp.StatusCode, m, err)
-		}
-	}
-	_, err = testutil.RunErr(bin, "serve", "--busy-poll", "1s", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state2"), "--tee", "sim-tdx", "--listen", "127.0.0.1:0")
-	if code := exitCode(err); code != 2 {
-		t.Fatalf("--busy-poll 1s: exit %d, want 2", code)
-	}
-}
-
-// TestServeBusyPollDefault: serve busy-polls by default only on one Go
-// processor, and --busy-poll 0 turns it off there too.
-func TestServeBusyPollDefault(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		gomaxprocs string
-		extra      []string
-		want       bool
-	}{
-		{"1", nil, true},
-		{"2", nil, false},
-		{"1", []string{"--busy-poll", "0"}, false},
-		{"2", []string{"--busy-poll", "80us"}, true},
-	} {
-		t.Setenv("GOMAXPROCS", c.gomaxprocs)
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		args := append([]string{"serve", "--compose", filepath.Join(dir, "docker-compose.yaml"), "--state", filepath.Join(dir, "state"), "--tee", "sim-tdx", "--listen", addr}, c.extra...)
-		d := testutil.Start(t, bin, nil, args...)
-		if err := d.Stop(); err != nil {
-			t.Error(err)
-		}
-		if got := strings.Contains(d.Log.String(), "busy polling"); got != c.want {
-			t.Errorf("GOMAXPROCS=%s %v: busy polling %v, want %v\n%s", c.gomaxprocs, c.extra, got, c.want, d.Log.String())
-		}
-	}
 }

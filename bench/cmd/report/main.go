@@ -487,20 +487,11 @@ func run() error {
 		p99[alg] = mk("teesign /sign "+alg+" p99 at 80% of peak (open loop)", "ms", "go run ./bench/cmd/load -key-type "+alg+" -conns 16 -rate <0.8×peak just measured>", "< 5 ms", nil)
 		drift[alg] = mk("machine drift: /sign "+alg+" peak just after ÷ just before each open-loop run", "×", "(same runs; 1.00 = stable)", "", nil)
 	}
-	// The same server that never polls: what busy polling buys and costs.
-	sleepP99 := map[string]*series{}
-	sleepDrift := map[string]*series{}
-	for _, alg := range []string{"secp256k1", "ed25519"} {
-		sleepP99[alg] = mk("teesign serve --busy-poll 0 (never polls): /sign "+alg+" p99 at 80% of its peak (open loop)", "ms", "teesign serve ... --busy-poll 0; go run ./bench/cmd/load -key-type "+alg+" -conns 16 -rate <0.8×peak just measured>", "", nil)
-		sleepDrift[alg] = mk("machine drift: --busy-poll 0 /sign "+alg+" peak just after ÷ just before", "×", "(same runs; 1.00 = stable)", "", nil)
-	}
 	cpuFracs := []float64{0.25, 0.5}
-	cpuPoll, cpuSleep, cpuRatio := map[float64]*series{}, map[float64]*series{}, map[float64]*series{}
+	cpuPoll := map[float64]*series{}
 	for _, f := range cpuFracs {
 		pct := fmt.Sprintf("%.0f %%", 100*f)
-		cpuPoll[f] = mk("teesign serve (default) CPU at "+pct+" of its ed25519 peak", "cores", "go run ./bench/cmd/load -key-type ed25519 -conns 16 -rate <"+pct+" of the default server's peak>; /proc/PID/task/*/schedstat", "", nil)
-		cpuSleep[f] = mk("teesign serve --busy-poll 0 CPU at the same rate", "cores", "(the same rate, the server that never polls)", "", nil)
-		cpuRatio[f] = mk("server CPU at "+pct+" of peak: default ÷ --busy-poll 0", "×", "(the two rows above, each repeat)", "", nil)
+		cpuPoll[f] = mk("teesign serve CPU at "+pct+" of its ed25519 peak", "cores", "go run ./bench/cmd/load -key-type ed25519 -conns 16 -rate <"+pct+" of the server's peak>; /proc/PID/task/*/schedstat", "", nil)
 	}
 	for _, alg := range []string{"secp256k1", "ed25519"} {
 		py[alg] = mk("baseline: Python cryptography + http.server /sign "+alg, "req/s", "taskset -c 0 python3 bench/baseline/server.py --port 49200; taskset -c 1 go run ./bench/cmd/load -addr 127.0.0.1:49200 -key-type "+alg, "", nil)
@@ -622,26 +613,6 @@ func run() error {
 		rssLoad.add(hwm, 0)
 		srv.stop()
 		base.stop()
-		// The same server, never polling.
-		addr = freeAddr()
-		srv, err = launch(addr, pinned(*bin, "serve", "--tee", "sim-tdx", "--compose", compose, "--state", state, "--listen", addr, "--log-level", "error", "--busy-poll", "0"), "listening on")
-		if err != nil {
-			return err
-		}
-		for _, alg := range []string{"secp256k1", "ed25519"} {
-			if err := openLoop(addr, alg, 0.8, sleepP99[alg], sleepDrift[alg], unsteady); err != nil {
-				return err
-			}
-		}
-		for _, f := range cpuFracs {
-			slept, err := cpuAt(srv, "ed25519", f*peak["ed25519"])
-			if err != nil {
-				return err
-			}
-			cpuSleep[f].add(slept, 0)
-			cpuRatio[f].add(polled[f]/slept, 0)
-		}
-		srv.stop()
 		// Verification.
 		v, err := measureInProcess("verify-sample")
 		if err != nil {
@@ -691,7 +662,7 @@ func write(all []*series) error {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# teesign benchmark results\n\n")
-	fmt.Fprintf(&b, "Made by `bash bench/run.sh` on %s (%s cores, %s, %s/%s, %s), %s.\n", host, onlineCPUs(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Made by `bash bench/run.sh` on %s (%s cores, %s, %s/%s, %s), %s, at commit %s (the signing server on net/http).\n", host, onlineCPUs(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), gitCommit())
 	fmt.Fprintf(&b, "Servers (teesign with GOMAXPROCS=1, and the Python baseline) are pinned to core %s with `taskset`; the load tool (bench/cmd/load: keep-alive connections, one busy-polling event loop) runs pinned to core %s.", *serverCPU, *loadCPU)
 	if reniced() {
 		fmt.Fprintf(&b, " Both, and the in-process measurements, run at niceness %d (`nice -n %d`), so that the VM's own background threads get only a sliver of their cores.", *niceness, *niceness)
@@ -731,14 +702,9 @@ load. "Peak" is the closed-loop /sign
 throughput with 16 connections, measured just before each open-loop run; the open loop then sends at
 a fixed fraction of it, on schedule, each latency counting from the scheduled start (a wait for a
 free connection included; a request unanswered at the end is an error). In an open loop a request
-often finds a server asleep in epoll_wait, and being woken costs it a context switch and, on a VM,
-the vCPU's halt and wake-up: a fifth (at 70 % of peak) to a half (at a third of it) as much server
-CPU again per request as in the closed loop (ed25519, docs/reliability.md); the --busy-poll 0 rows
-are that server. By default teesign serve on
-one Go processor polls for the next request after each response instead, for a window that opens (up
-to 50 µs) only while requests come closer together than that; the CPU rows show what it costs at
-lower rates, against the server that never polls, at the same rate in the same repeat. At 80 % of
-peak, whatever the server, each stretch in which the host runs the server's core at under 80 % of
+often finds the server (net/http) asleep in epoll_wait, and being woken costs it a context switch
+and, on a VM, the vCPU's halt and wake-up; the CPU rows show the server's cost at lower rates. At
+80 % of peak, whatever the server, each stretch in which the host runs the server's core at under 80 % of
 its speed is an overload, and the queue it leaves takes four times as long again to drain: the
 "host" rows measure how much of the time that is on this machine, in the same run (the first in the
 very closed-loop runs that set the open loops' rates), and the "machine drift" rows show how far the
@@ -752,4 +718,13 @@ raised priority.
 	}
 	fmt.Print(b.String())
 	return nil
+}
+
+// gitCommit names the commit measured, or "unknown".
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }
