@@ -115,3 +115,30 @@ func TestKeyLifetimeBootWhileServing(t *testing.T) {
 		t.Fatal("--key-lifetime boot: the same key after a restart")
 	}
 }
+
+// The simulated SEV-SNP path end to end: serve on sim-sev-snp, sign
+// through the server, and `verify --compose` against the simulated
+// registry passes with the same compose file and fails with another.
+func TestSimSEVSNPWorkloadEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
+	addr := testutil.FreeAddr(t)
+	stop := serve(t, dir, addr, "--tee", "sim-sev-snp")
+	defer stop()
+	m := curlSign(t, addr, `{"key_type": "ed25519", "payload": "snp"}`)
+	state := filepath.Join(dir, "state")
+	args := func(compose string) []string {
+		return []string{"verify", "--quote", filepath.Join(dir, "crypto", "docker_attestation_ed25519.txt"), "--message", "snp", "--signature", m["signature"],
+			"--key-type", "ed25519", "--trust-root", filepath.Join(state, "sim-sev-snp-root.pem"), "--offline",
+			"--compose", compose, "--registry", filepath.Join(state, "sim-registry")}
+	}
+	out := testutil.Run(t, bin, args(filepath.Join(dir, "docker-compose.yaml"))...)
+	if !strings.Contains(string(out), `"status": "authentic_match"`) || !strings.Contains(string(out), `"tee": "sev-snp"`) {
+		t.Fatalf("same compose file: %s", out)
+	}
+	other := testutil.WriteFile(t, "other.yaml", []byte(composeYAML+"# changed\n"))
+	out, err := testutil.RunErr(bin, args(other)...)
+	if exitCode(err) != 1 || !strings.Contains(string(out), `"status": "authentic_mismatch"`) {
+		t.Fatalf("another compose file: %v %s", err, out)
+	}
+}
