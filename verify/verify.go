@@ -198,6 +198,8 @@ func ParseCerts(data []byte) ([]*x509.Certificate, error) {
 type run struct {
 	res    *Result
 	failed bool
+	// complete: every check is in (the quote could not be read).
+	complete bool
 }
 
 func (r *run) add(name, status, reason string, rules ...string) {
@@ -223,11 +225,56 @@ const RuleUnpinned = "workload_pinned"
 // certificate that fits no role); a quote, key or signature that fails is
 // reported in the Result with Valid false.
 func Verify(ctx context.Context, quoteText, message, signature []byte, o Options) (*Result, error) {
+	rs, err := VerifyBatch(ctx, quoteText, []Signed{{Message: message, Signature: signature}}, o)
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
+}
+
+// Signed is a message and its signature.
+type Signed struct {
+	Message, Signature []byte
+}
+
+// VerifyBatch checks one quote once (chain, collateral, policy, workload,
+// key binding) and then each message and signature against the key it
+// binds: one Result per item, in order, sharing every check but the
+// signature's. Verifying many messages of one quote costs about one
+// signature verification each.
+func VerifyBatch(ctx context.Context, quoteText []byte, items []Signed, o Options) ([]*Result, error) {
+	r, pub, err := verifyQuote(ctx, quoteText, &o)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Result, len(items))
+	for i, it := range items {
+		res := *r.res
+		res.Checks = append([]Check(nil), r.res.Checks...)
+		item := &run{res: &res, failed: r.failed}
+		switch {
+		case r.complete:
+		case pub == nil:
+			item.add(CheckSignature, Skipped, "no bound public key")
+		default:
+			if err := checkSignature(item.res, pub, o.Format, it.Message, it.Signature); err != nil {
+				item.add(CheckSignature, Fail, err.Error())
+			} else {
+				item.add(CheckSignature, Pass, "")
+			}
+		}
+		res.Valid = !item.failed
+		out[i] = &res
+	}
+	return out, nil
+}
+
+func verifyQuote(ctx context.Context, quoteText []byte, o *Options) (*run, *keys.PublicKey, error) {
 	var wantKey *keys.PublicKey
 	if o.PublicKeyPEM != nil {
 		k, err := keys.ParsePublicKeyPEM(o.PublicKeyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("expected public key (Options.PublicKeyPEM): %w", err)
+			return nil, nil, fmt.Errorf("expected public key (Options.PublicKeyPEM): %w", err)
 		}
 		wantKey = k
 	}
@@ -236,11 +283,11 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	case o.KeyType != "":
 		a, err := keys.ParseAlg(o.KeyType)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		alg = a
 		if wantKey != nil && wantKey.Alg() != a {
-			return nil, fmt.Errorf("key type %s disagrees with the %s public key given", a, wantKey.Alg())
+			return nil, nil, fmt.Errorf("key type %s disagrees with the %s public key given", a, wantKey.Alg())
 		}
 	case wantKey != nil:
 		alg = wantKey.Alg()
@@ -252,22 +299,22 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	case "", FormatDER:
 	case FormatEthPersonalSign, FormatEthRaw:
 		if alg != keys.Secp256k1 {
-			return nil, fmt.Errorf("format %s needs key type secp256k1", o.Format)
+			return nil, nil, fmt.Errorf("format %s needs key type secp256k1", o.Format)
 		}
 	default:
-		return nil, fmt.Errorf("unknown signature format %q: use der, eth_personal_sign or eth_raw", o.Format)
+		return nil, nil, fmt.Errorf("unknown signature format %q: use der, eth_personal_sign or eth_raw", o.Format)
 	}
 	if o.Policy != nil {
 		if err := o.Policy.Validate(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if o.Workload != nil && o.Workload.Registry == nil {
-		return nil, errors.New("Options.Workload needs a Registry (workload.Embedded or workload.Load)")
+		return nil, nil, errors.New("Options.Workload needs a Registry (workload.Embedded or workload.Load)")
 	}
 	trusted, err := sortTrusted(o.TrustedCerts, o.AMD)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r := &run{res: &Result{KeyType: string(alg)}}
 	raw, kind, err := quote.Decode(quoteText)
@@ -284,15 +331,16 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 		for _, n := range names {
 			r.add(n, Skipped, "the quote could not be read")
 		}
-		return r.res, nil
+		r.complete = true
+		return r, nil, nil
 	}
 	r.res.TEE = string(kind)
 	r.res.Measurements = fields
 	if o.Workload != nil && o.Workload.Registry.Empty(string(kind)) {
-		return nil, fmt.Errorf("%s has no %s build: pass SecretVM's registry files with --registry DIR (workload.Load)", o.Workload.Registry.Source, kind)
+		return nil, nil, fmt.Errorf("%s has no %s build: pass SecretVM's registry files with --registry DIR (workload.Load)", o.Workload.Registry.Source, kind)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// 1. quote_signature and cert_chain; 2. tcb_status; 3. policy.
 	var f *fetcher
@@ -301,9 +349,9 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 	}
 	var ev evidence
 	if kind == quote.TDX {
-		ev = checkTDX(ctx, raw, o, trusted, f)
+		ev = checkTDX(ctx, raw, *o, trusted, f)
 	} else {
-		ev = checkSNP(ctx, raw, o, trusted, f)
+		ev = checkSNP(ctx, raw, *o, trusted, f)
 	}
 	if ev.sigErr != nil {
 		r.add(CheckQuoteSignature, Fail, ev.sigErr.Error())
@@ -366,16 +414,7 @@ func Verify(ctx context.Context, quoteText, message, signature []byte, o Options
 			r.res.EthereumAddress, _ = pub.EthAddress()
 		}
 	}
-	// 5. signature.
-	if pub == nil {
-		r.add(CheckSignature, Skipped, "no bound public key")
-	} else if err := checkSignature(r.res, pub, o.Format, message, signature); err != nil {
-		r.add(CheckSignature, Fail, err.Error())
-	} else {
-		r.add(CheckSignature, Pass, "")
-	}
-	r.res.Valid = !r.failed
-	return r.res, nil
+	return r, pub, nil
 }
 
 // policy adds the policy check: the policy's verdict on the quote

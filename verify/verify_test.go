@@ -35,7 +35,7 @@ func byName(r *verify.Result, name string) verify.Check {
 	return verify.Check{}
 }
 
-func sample(t *testing.T) (quoteText []byte, k *keys.PrivateKey) {
+func sample(t testing.TB) (quoteText []byte, k *keys.PrivateKey) {
 	t.Helper()
 	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
 	if err != nil {

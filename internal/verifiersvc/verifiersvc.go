@@ -74,7 +74,19 @@ type VerifyRequest struct {
 	DockerFilesSHA256 string `json:"docker_files_sha256,omitempty"`
 	// CertTable is a SEV-SNP certificate table, base64 (/attestation's cert_table).
 	CertTable string `json:"cert_table,omitempty"`
+	// Items are the messages and signatures of POST /verify/batch, in
+	// place of Message and Signature (1 to MaxBatch).
+	Items []BatchItem `json:"items,omitempty"`
 }
+
+// BatchItem is one message and signature of POST /verify/batch.
+type BatchItem struct {
+	Message   string `json:"message"`
+	Signature string `json:"signature"`
+}
+
+// MaxBatch is the most items POST /verify/batch takes.
+const MaxBatch = 1000
 
 // decodeStrict decodes exactly one JSON object into v: unknown,
 // duplicate or case-folded member names, invalid UTF-8, wrong types and
@@ -132,12 +144,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // ServeHTTP routes /verify, /dcap-tools/quote-parse and /healthz.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case "/verify", "/dcap-tools/quote-parse":
+	case "/verify", "/verify/batch", "/dcap-tools/quote-parse":
 	case "/healthz":
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: endpoints are POST /verify and POST /dcap-tools/quote-parse"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: endpoints are POST /verify, POST /verify/batch and POST /dcap-tools/quote-parse"})
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -159,66 +171,100 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.quoteParse(w, r, body)
 		return
 	}
+	batch := r.URL.Path == "/verify/batch"
 	var req VerifyRequest
 	err = decodeStrict(body, &req)
 	if err == nil && req.Policy != nil {
 		err = req.Policy.Validate()
 	}
-	if err == nil && (req.Quote == "" || req.Signature == "") {
+	switch {
+	case err != nil:
+	case req.Quote == "":
+		err = errors.New("quote is required")
+	case batch && (req.Message != "" || req.Signature != ""):
+		err = errors.New("POST /verify/batch takes items [{message, signature}], not message and signature")
+	case batch && (len(req.Items) == 0 || len(req.Items) > MaxBatch):
+		err = fmt.Errorf("items must hold 1 to %d messages, not %d", MaxBatch, len(req.Items))
+	case !batch && len(req.Items) > 0:
+		err = errors.New("items belong to POST /verify/batch")
+	case !batch && req.Signature == "":
 		err = errors.New("quote and signature are required")
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	msg, err := decodeMessage(req.Message, req.MessageEncoding)
+	items := req.Items
+	if !batch {
+		items = []BatchItem{{Message: req.Message, Signature: req.Signature}}
+	}
+	signed := make([]verify.Signed, len(items))
+	for i, it := range items {
+		msg, err := decodeMessage(it.Message, req.MessageEncoding)
+		if err == nil {
+			signed[i].Message = msg
+			signed[i].Signature, err = base64.StdEncoding.Strict().DecodeString(it.Signature)
+			if err != nil || strings.ContainsAny(it.Signature, "\r\n") {
+				err = errors.New("signature is not standard base64")
+			}
+		}
+		if err != nil {
+			if batch {
+				err = fmt.Errorf("items[%d]: %w", i, err)
+			}
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+	}
+	o, err := h.options(&req)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(req.Signature)
-	if err != nil || strings.ContainsAny(req.Signature, "\r\n") {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "signature is not standard base64"})
-		return
-	}
-	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral}
-	if req.Compose != nil {
-		if h.Registry == nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "this service has no registry of builds to check a compose file against"})
-			return
-		}
-		wl := workload.Workload{Compose: []byte(*req.Compose)}
-		if req.DockerFilesSHA256 != "" {
-			d, err := hex.DecodeString(req.DockerFilesSHA256)
-			if err != nil || len(d) != 32 {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "docker_files_sha256 is not 64 hex digits"})
-				return
-			}
-			wl.DockerFilesSHA256 = d
-		}
-		o.Workload = &verify.WorkloadCheck{Registry: h.Registry, Workload: wl}
-	} else if req.DockerFilesSHA256 != "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "docker_files_sha256 goes with compose"})
-		return
-	}
-	if req.PublicKey != "" {
-		o.PublicKeyPEM = []byte(req.PublicKey)
-	}
-	if req.CertTable != "" {
-		if o.CertTable, err = base64.StdEncoding.DecodeString(req.CertTable); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "cert_table is not standard base64"})
-			return
-		}
-	}
-	res, err := verify.Verify(r.Context(), []byte(req.Quote), msg, sig, o)
+	results, err := verify.VerifyBatch(r.Context(), []byte(req.Quote), signed, o)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	if h.Log != nil {
-		h.Log.Info("verified", "valid", res.Valid, "tee", res.TEE, "key_type", res.KeyType)
+		h.Log.Info("verified", "valid", results[0].Valid, "tee", results[0].TEE, "key_type", results[0].KeyType, "messages", len(results))
 	}
-	writeJSON(w, http.StatusOK, res)
+	if batch {
+		writeJSON(w, http.StatusOK, map[string]any{"results": results})
+		return
+	}
+	writeJSON(w, http.StatusOK, results[0])
+}
+
+// options turns a request's trust and workload inputs into verify.Options.
+func (h *Handler) options(req *VerifyRequest) (verify.Options, error) {
+	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral}
+	if req.Compose != nil {
+		if h.Registry == nil {
+			return o, errors.New("this service has no registry of builds to check a compose file against")
+		}
+		wl := workload.Workload{Compose: []byte(*req.Compose)}
+		if req.DockerFilesSHA256 != "" {
+			d, err := hex.DecodeString(req.DockerFilesSHA256)
+			if err != nil || len(d) != 32 {
+				return o, errors.New("docker_files_sha256 is not 64 hex digits")
+			}
+			wl.DockerFilesSHA256 = d
+		}
+		o.Workload = &verify.WorkloadCheck{Registry: h.Registry, Workload: wl}
+	} else if req.DockerFilesSHA256 != "" {
+		return o, errors.New("docker_files_sha256 goes with compose")
+	}
+	if req.PublicKey != "" {
+		o.PublicKeyPEM = []byte(req.PublicKey)
+	}
+	if req.CertTable != "" {
+		var err error
+		if o.CertTable, err = base64.StdEncoding.Strict().DecodeString(req.CertTable); err != nil {
+			return o, errors.New("cert_table is not standard base64")
+		}
+	}
+	return o, nil
 }
 
 // quoteParse answers like SecretVM's PCCS quote parser: the TDX body fields

@@ -267,3 +267,34 @@ func TestVerifyWithCompose(t *testing.T) {
 		t.Fatalf("another compose file: %d %v", code, m)
 	}
 }
+
+func TestVerifyBatchEndpoint(t *testing.T) {
+	ts := httptest.NewServer(&verifiersvc.Handler{Offline: true})
+	defer ts.Close()
+	q := strings.TrimSpace(string(testutil.SampleFile(t, "quote.txt")))
+	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := func(m string) string { return base64.StdEncoding.EncodeToString(k.Sign([]byte(m))) }
+	body, _ := json.Marshal(map[string]any{"quote": q, "key_type": "ed25519", "any_workload": true,
+		"items": []map[string]string{{"message": "a", "signature": sig("a")}, {"message": "b", "signature": sig("c")}}})
+	code, m := post(t, ts.URL+"/verify/batch", string(body))
+	results, _ := m["results"].([]any)
+	if code != 200 || len(results) != 2 || results[0].(map[string]any)["valid"] != true || results[1].(map[string]any)["valid"] != false {
+		t.Fatalf("%d %v", code, m)
+	}
+	for name, b := range map[string]map[string]any{
+		"no items":          {"quote": q, "any_workload": true},
+		"message and items": {"quote": q, "message": "a", "signature": sig("a"), "items": []map[string]string{{"message": "a", "signature": sig("a")}}},
+	} {
+		body, _ := json.Marshal(b)
+		if code, _ := post(t, ts.URL+"/verify/batch", string(body)); code != 400 {
+			t.Errorf("%s: %d", name, code)
+		}
+	}
+	body, _ = json.Marshal(map[string]any{"quote": q, "items": []map[string]string{{"message": "a", "signature": sig("a")}}})
+	if code, _ := post(t, ts.URL+"/verify", string(body)); code != 400 {
+		t.Errorf("items on /verify: %d", code)
+	}
+}
