@@ -476,22 +476,11 @@ func intelRoot() *x509.Certificate {
 
 // checkWorkload runs the workload check on a structurally valid quote.
 func checkWorkload(raw []byte, kind quote.Kind, wc *WorkloadCheck) workload.Result {
-	if kind == quote.TDX {
-		q, err := quote.ParseTDX(raw)
-		if err != nil {
-			return workload.Result{Status: workload.NotAuthentic, TEE: string(kind), Reason: err.Error()}
-		}
-		tq, err := validate.TDXQuoteOf(q)
-		if err != nil {
-			return workload.Result{Status: workload.NotAuthentic, TEE: string(kind), Reason: err.Error()}
-		}
-		return wc.Registry.CheckTDX(workload.TDXMeasurements{MRTD: tq.MRTD, RTMR: tq.RTMR}, wc.Workload)
-	}
-	r, err := quote.ParseSNP(raw)
+	res, err := wc.Registry.CheckQuote(raw, wc.Workload)
 	if err != nil {
 		return workload.Result{Status: workload.NotAuthentic, TEE: string(kind), Reason: err.Error()}
 	}
-	return wc.Registry.CheckSNP(workload.SNPReport{Measurement: r.GetMeasurement(), FamilyID: r.GetFamilyId(), ImageID: r.GetImageId()}, wc.Workload)
+	return res
 }
 
 // evidence is what the hardware checks found.

@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/teesign/teesign/internal/quote"
 )
 
 // Statuses of a workload check, as SecretVM's verifier names them.
@@ -214,4 +216,34 @@ func (r *Registry) CheckSNP(rep SNPReport, w Workload) Result {
 	}
 	res.Reason = fmt.Sprintf("no build in the registry (%s) is %s %s", r.Source, env, image)
 	return res
+}
+
+// CheckQuote checks a raw quote (a TDX v4/v5 quote or a SEV-SNP report)
+// against the registry: CheckTDX or CheckSNP by the quote's kind. It
+// returns an error for a quote it cannot read, or when the registry has
+// no build of the quote's TEE (an empty registry proves nothing).
+func (r *Registry) CheckQuote(raw []byte, w Workload) (Result, error) {
+	kind, err := quote.Detect(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.Empty(string(kind)) {
+		return Result{}, fmt.Errorf("%s has no %s build: pass SecretVM's registry files (tdx.csv, sev.json) with --registry DIR", r.Source, kind)
+	}
+	if kind == quote.TDX {
+		q, err := quote.ParseTDX(raw)
+		if err != nil {
+			return Result{}, err
+		}
+		b := quote.TDXBody(q)
+		if b == nil || len(b.GetRtmrs()) != 4 {
+			return Result{}, fmt.Errorf("TDX quote: no TD quote body with 4 RTMRs")
+		}
+		return r.CheckTDX(TDXMeasurements{MRTD: b.GetMrTd(), RTMR: [4][]byte(b.GetRtmrs())}, w), nil
+	}
+	rep, err := quote.ParseSNP(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	return r.CheckSNP(SNPReport{Measurement: rep.GetMeasurement(), FamilyID: rep.GetFamilyId(), ImageID: rep.GetImageId()}, w), nil
 }

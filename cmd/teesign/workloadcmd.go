@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/teesign/teesign/internal/quote"
-	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/workload"
 )
 
@@ -77,29 +76,11 @@ func (w *workloadFlags) load() (*workload.Registry, *workload.Workload, error) {
 
 // checkQuoteWorkload runs the workload check on a quote file's bytes.
 func checkQuoteWorkload(reg *workload.Registry, wl workload.Workload, text []byte) (workload.Result, error) {
-	raw, kind, err := quote.Decode(text)
+	raw, _, err := quote.Decode(text)
 	if err != nil {
 		return workload.Result{}, err
 	}
-	if reg.Empty(string(kind)) {
-		return workload.Result{}, fmt.Errorf("%s has no %s build: pass SecretVM's registry files with --registry DIR", reg.Source, kind)
-	}
-	if kind == quote.TDX {
-		q, err := quote.ParseTDX(raw)
-		if err != nil {
-			return workload.Result{}, err
-		}
-		tq, err := validate.TDXQuoteOf(q)
-		if err != nil {
-			return workload.Result{}, err
-		}
-		return reg.CheckTDX(workload.TDXMeasurements{MRTD: tq.MRTD, RTMR: tq.RTMR}, wl), nil
-	}
-	r, err := quote.ParseSNP(raw)
-	if err != nil {
-		return workload.Result{}, err
-	}
-	return reg.CheckSNP(workload.SNPReport{Measurement: r.GetMeasurement(), FamilyID: r.GetFamilyId(), ImageID: r.GetImageId()}, wl), nil
+	return reg.CheckQuote(raw, wl)
 }
 
 func newWorkloadCmd() *cobra.Command {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/teesign/teesign/internal/graceful"
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
@@ -359,17 +360,7 @@ func Server(h http.Handler) *http.Server {
 		WriteTimeout: RequestTimeout, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 }
 
-// Serve serves srv on ln until ctx ends, then shuts down gracefully
-// (waiting up to 10 s for requests in flight).
+// Serve serves srv on ln until ctx ends, then shuts down gracefully.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return graceful.Serve(ctx, srv, ln)
 }
