@@ -296,7 +296,9 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	if cap(out) > cap(body) {
 		*bp = out[:0]
 	}
-	w.Header()["Content-Type"] = jsonCT // the transport adds Content-Length
+	h := w.Header()
+	h["Content-Type"] = jsonCT
+	h["Content-Length"] = []string{strconv.Itoa(len(out))} // not chunked, even for a large batch
 	w.Write(out)
 	if s.debugLogs {
 		s.logSign(req)

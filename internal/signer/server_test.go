@@ -274,3 +274,17 @@ func TestExposureChecks(t *testing.T) {
 		}
 	}
 }
+
+// A large /sign/batch reply carries Content-Length, not chunked coding.
+func TestBatchReplyHasContentLength(t *testing.T) {
+	ts, _ := newServer(t, "127.0.0.0/8")
+	body := `{"payloads":[` + strings.Repeat(`"abc",`, 99) + `"abc"]}`
+	resp, err := http.Post(ts.URL+"/sign/batch", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength <= 4096 || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("%d, Content-Length %d, Transfer-Encoding %v", resp.StatusCode, resp.ContentLength, resp.TransferEncoding)
+	}
+}
