@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
+
+	"github.com/teesign/teesign/internal/atomicfile"
 )
 
 // TDXBuild is one row of SecretVM's TDX registry (tdx.csv).
@@ -185,7 +187,7 @@ func (r *Registry) Empty(tee string) bool {
 }
 
 // Write writes the registry as tdx.csv and sev.json into dir (mode 0600
-// files), in SecretVM's formats.
+// files, each replaced atomically), in SecretVM's formats.
 func (r *Registry) Write(dir string) error {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
@@ -198,12 +200,13 @@ func (r *Registry) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "tdx.csv"), b.Bytes(), 0o600); err != nil {
+	if _, err := atomicfile.WriteIfChanged(filepath.Join(dir, "tdx.csv"), b.Bytes(), 0o600); err != nil {
 		return err
 	}
 	j, err := json.Marshal(r.SNP, json.Deterministic(true))
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "sev.json"), j, 0o600)
+	_, err = atomicfile.WriteIfChanged(filepath.Join(dir, "sev.json"), j, 0o600)
+	return err
 }
