@@ -128,10 +128,9 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			prefixes := signer.DefaultAllow()
+			prefixes, refresh := signer.DefaultAllow(), signer.DefaultAllow
 			if len(allow) > 0 {
-				prefixes = signer.HostAllow()
-				prefixes = append(prefixes, allow...)
+				prefixes, refresh = append(signer.HostAllow(), allow...), nil
 			}
 			if listen == "" {
 				listen = signer.DefaultListenAddr()
@@ -149,7 +148,7 @@ func newServeCmd() *cobra.Command {
 			}
 			defer res.Close()
 			printFiles(cmd.OutOrStdout(), res)
-			h, err := signer.New(signer.Config{Identities: res.Identities, TEE: res.Provider.Name(), Allow: prefixes, HeldBytes: heldBytes, Logger: log})
+			h, err := signer.New(signer.Config{Identities: res.Identities, TEE: res.Provider.Name(), Allow: prefixes, Refresh: refresh, HeldBytes: heldBytes, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -159,7 +158,7 @@ func newServeCmd() *cobra.Command {
 	}
 	f.register(c)
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default: the docker0 address, else 127.0.0.1, port 49153)")
-	c.Flags().Var(prefixesValue{&allow}, "allow", "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks)")
+	c.Flags().Var(prefixesValue{&allow}, "allow", "source network allowed to call the server, as CIDR (repeatable; loopback and this host's own addresses are always allowed; default: those and the Docker bridge networks, looked up again, at most once a second, when an unknown source connects)")
 	c.Flags().BoolVar(&allowPublic, "allow-public", false, "allow a wildcard or non-private --listen address and --allow networks beyond private ones (logged loudly)")
 	c.Flags().IntVar(&maxConns, "max-conns", signer.DefaultMaxConns, "open connections at most; more wait in the listen backlog")
 	c.Flags().Int64Var(&heldBytes, "max-held-bytes", signer.DefaultHeldBytes, "request bytes held at once across connections; a request that cannot get its share in 5 s gets 503")

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -92,7 +93,9 @@ func (g *gate) Accept() (net.Conn, error) {
 			<-g.slots
 			return nil, err
 		}
-		if g.s.allowedAddr(c.RemoteAddr()) {
+		// A source not yet allowed may be on a Docker network created
+		// since the last look: look again (at most once a second).
+		if g.s.allowedAddr(c.RemoteAddr()) || (g.s.refreshAllow() && g.s.allowedAddr(c.RemoteAddr())) {
 			return &slotConn{Conn: c, release: func() { <-g.slots }}, nil
 		}
 		<-g.slots
@@ -118,6 +121,21 @@ func (g *gate) deny(c net.Conn) {
 	go func() {
 		defer func() { <-g.refusals }()
 		defer c.Close()
+		// Wait (briefly) until the client has sent something, without
+		// reading it: a reply that comes before the request is written
+		// makes some clients (Go's among them) drop the connection
+		// instead of reading the 403.
+		c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if sc, ok := c.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				first := true
+				rc.Read(func(uintptr) bool {
+					ready := !first // called again once the socket is readable
+					first = false
+					return ready
+				})
+			}
+		}
 		c.SetDeadline(time.Now().Add(time.Second))
 		if _, err := c.Write(forbidden); err != nil {
 			return
@@ -151,12 +169,28 @@ func (s *Server) allowedAddr(a net.Addr) bool {
 }
 
 func (s *Server) allowedIP(a netip.Addr) bool {
-	for _, p := range s.allow {
+	for _, p := range *s.allow.Load() {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
+}
+
+// refreshAllow re-reads the allowed networks (Config.Refresh), at most once
+// a second, and reports whether it did.
+func (s *Server) refreshAllow() bool {
+	if s.refresh == nil {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := s.refreshed.Load()
+	if now-last < int64(time.Second) || !s.refreshed.CompareAndSwap(last, now) {
+		return false
+	}
+	allow := s.refresh()
+	s.allow.Store(&allow)
+	return true
 }
 
 // privateRanges are where a signing server may listen and what its

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -41,6 +42,11 @@ type Config struct {
 	TEE string
 	// Allow lists the source networks that may call the server.
 	Allow []netip.Prefix
+	// Refresh, when set, returns the allowed networks anew (the Docker
+	// bridges, which compose creates after teesign starts): a connection
+	// from a source not allowed makes the server call it, at most once a
+	// second, before refusing.
+	Refresh func() []netip.Prefix
 	// BodyLimit bounds request bodies; 0 means DefaultBodyLimit.
 	BodyLimit int64
 	// HeldBytes caps the request bytes held at once; 0 means
@@ -53,7 +59,9 @@ type Config struct {
 // Server is the signing server's HTTP handler.
 type Server struct {
 	ids       [2]*identity.Identity // by algIndex
-	allow     []netip.Prefix
+	allow     atomic.Pointer[[]netip.Prefix]
+	refresh   func() []netip.Prefix
+	refreshed atomic.Int64 // unix nanoseconds of the last refresh
 	limit     int64
 	log       *slog.Logger
 	attJSON   map[string][]byte
@@ -78,7 +86,9 @@ func algIndex(a keys.Alg) int {
 // New builds the server, precomputing every response that does not depend
 // on the request.
 func New(cfg Config) (*Server, error) {
-	s := &Server{allow: cfg.Allow, limit: cfg.BodyLimit, log: cfg.Logger, attJSON: map[string][]byte{}, pubPEM: map[string][]byte{}}
+	s := &Server{limit: cfg.BodyLimit, log: cfg.Logger, attJSON: map[string][]byte{}, pubPEM: map[string][]byte{}, refresh: cfg.Refresh}
+	allow := append([]netip.Prefix(nil), cfg.Allow...)
+	s.allow.Store(&allow)
 	if s.limit <= 0 {
 		s.limit = DefaultBodyLimit
 	}

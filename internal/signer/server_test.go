@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +31,11 @@ type testServer struct {
 
 func newServer(t testing.TB, allow ...string) (*testServer, map[keys.Alg]*keys.PrivateKey) {
 	t.Helper()
+	return newServerRefresh(t, nil, allow...)
+}
+
+func newServerRefresh(t testing.TB, refresh func() []netip.Prefix, allow ...string) (*testServer, map[keys.Alg]*keys.PrivateKey) {
+	t.Helper()
 	ids := map[keys.Alg]*identity.Identity{}
 	ks := map[keys.Alg]*keys.PrivateKey{}
 	for _, alg := range keys.Algs() {
@@ -43,7 +50,7 @@ func newServer(t testing.TB, allow ...string) (*testServer, map[keys.Alg]*keys.P
 	for _, a := range allow {
 		prefixes = append(prefixes, netip.MustParsePrefix(a))
 	}
-	h, err := signer.New(signer.Config{Identities: ids, TEE: "sim-tdx", Allow: prefixes, BodyLimit: 4096})
+	h, err := signer.New(signer.Config{Identities: ids, TEE: "sim-tdx", Allow: prefixes, Refresh: refresh, BodyLimit: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,5 +293,52 @@ func TestBatchReplyHasContentLength(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 || resp.ContentLength <= 4096 || len(resp.TransferEncoding) != 0 {
 		t.Fatalf("%d, Content-Length %d, Transfer-Encoding %v", resp.StatusCode, resp.ContentLength, resp.TransferEncoding)
+	}
+}
+
+// The allow-list follows Docker: a source not yet allowed makes the
+// server re-read the allowed networks (compose creates its bridge after
+// teesign starts), at most once a second.
+func TestAllowListFollowsDocker(t *testing.T) {
+	var calls atomic.Int32
+	bridges := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	var mu sync.Mutex
+	refresh := func() []netip.Prefix {
+		calls.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]netip.Prefix(nil), bridges...)
+	}
+	ts, _ := newServerRefresh(t, refresh, "127.0.0.1/32")
+	from := func(ip string) int {
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+			return d.DialContext(ctx, network, addr)
+		}}}
+		resp, err := client.Post(ts.URL+"/sign", "application/json", strings.NewReader(`{"payload":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// A flood from a source on no bridge: refused, and the networks are
+	// re-read once, not once a connection.
+	for i := 0; i < 20; i++ {
+		if code := from("127.0.0.3"); code != 403 {
+			t.Fatalf("unknown source: %d", code)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("re-read %d times for 20 refused connections within a second", n)
+	}
+	// Compose creates its bridge: the next connection from it, a second
+	// later, is allowed.
+	mu.Lock()
+	bridges = append(bridges, netip.MustParsePrefix("127.0.0.2/32"))
+	mu.Unlock()
+	time.Sleep(1100 * time.Millisecond)
+	if code := from("127.0.0.2"); code != 200 {
+		t.Fatalf("source on the new bridge: %d", code)
 	}
 }
