@@ -14,15 +14,20 @@ import (
 	"github.com/teesign/teesign/workload"
 )
 
+// The embedded registry is exactly what workload/registry/ holds: builds
+// when SecretVM's files are there, none (and Empty says so) when not.
 func TestEmbeddedRegistryLoads(t *testing.T) {
 	r, err := workload.Embedded()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The embedded snapshot holds whatever workload/registry/ holds; it
-	// must parse, and say where it came from.
-	if r.Source == "" {
-		t.Fatal("no source")
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "registry")
+	for tee, name := range map[string]string{"tdx": "tdx.csv", "sev-snp": "sev.json"} {
+		_, statErr := os.Stat(filepath.Join(dir, name))
+		if present := statErr == nil; r.Empty(tee) == present {
+			t.Errorf("%s: %s present %v, but the embedded registry is empty: %v", tee, name, present, r.Empty(tee))
+		}
 	}
 }
 

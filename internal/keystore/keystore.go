@@ -139,7 +139,11 @@ func trusted(path string, fi fs.FileInfo, uid int, wantDir bool) error {
 		return fmt.Errorf("state: %s is owned by uid %d, not by the running user (uid %d)%s", path, st.Uid, uid, fix)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("state: %s has mode %04o, open to group or others (want %04o)%s", path, fi.Mode().Perm(), map[bool]fs.FileMode{true: 0o700, false: 0o600}[wantDir], fix)
+		want := fs.FileMode(0o600)
+		if wantDir {
+			want = 0o700
+		}
+		return fmt.Errorf("state: %s has mode %04o, open to group or others (want %04o)%s", path, fi.Mode().Perm(), want, fix)
 	}
 	return nil
 }
@@ -293,7 +297,7 @@ func (s *Store) KeyPath(alg keys.Alg, sealed bool) string {
 // Orphans lists private key files with no record: keys of an earlier
 // teesign version, which recorded no workload identity, or of a crash
 // between making keys and recording them.
-func (s *Store) Orphans() ([]string, error) {
+func (s *Store) Orphans() []string {
 	var out []string
 	for _, alg := range keys.Algs() {
 		for _, sealed := range []bool{false, true} {
@@ -302,7 +306,7 @@ func (s *Store) Orphans() ([]string, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Load opens the recorded private keys: unsealed with sealer's key for the

@@ -306,7 +306,7 @@ func TestRetire(t *testing.T) {
 			t.Fatalf("history lacks %s: %v", n, err)
 		}
 	}
-	if orphans, _ := s.Orphans(); len(orphans) != 0 {
+	if orphans := s.Orphans(); len(orphans) != 0 {
 		t.Fatalf("left behind: %v", orphans)
 	}
 	// The state directory, history included, still passes its own checks.

@@ -318,7 +318,7 @@ func (k *keyring) persistent(ctx context.Context, keep bool) (map[keys.Alg]*keys
 		return nil, err
 	}
 	if rec == nil {
-		if orphans, _ := k.store.Orphans(); len(orphans) > 0 {
+		if orphans := k.store.Orphans(); len(orphans) > 0 {
 			dir, err := k.store.Retire(nil, keystore.Identity{}, "key files without a record of the workload they belong to (an earlier teesign version, or a crash before the record was written)")
 			if err != nil {
 				return nil, err

@@ -116,15 +116,25 @@ func TestVerifyAndQuoteParse(t *testing.T) {
 
 const sampleMRTD = "1e305ac8284517f73ada985bfc9fded48b23ed091ba8149678bb10207fb470c7903d7a8ddffa5a7be2a60e349bb75b6e"
 
-func checkReason(m map[string]any, name string) string {
+// check returns the named check of a JSON result.
+func check(m map[string]any, name string) map[string]any {
 	checks, _ := m["checks"].([]any)
 	for _, c := range checks {
 		if c, ok := c.(map[string]any); ok && c["name"] == name {
-			r, _ := c["reason"].(string)
-			return r
+			return c
 		}
 	}
-	return ""
+	return nil
+}
+
+func checkReason(m map[string]any, name string) string {
+	r, _ := check(m, name)["reason"].(string)
+	return r
+}
+
+func checkStatus(m map[string]any, name string) string {
+	s, _ := check(m, name)["status"].(string)
+	return s
 }
 
 // The service decodes as strictly as the signing server: the bytes
@@ -176,17 +186,6 @@ func TestVerifyDecodesStrictly(t *testing.T) {
 			t.Errorf("%s: %d %v, want a 400 with an error", name, code, m)
 		}
 	}
-}
-
-func checkStatus(m map[string]any, name string) string {
-	checks, _ := m["checks"].([]any)
-	for _, c := range checks {
-		if c, ok := c.(map[string]any); ok && c["name"] == name {
-			s, _ := c["status"].(string)
-			return s
-		}
-	}
-	return ""
 }
 
 func TestBadRequests(t *testing.T) {
