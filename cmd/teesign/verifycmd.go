@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/teesign/teesign/bundle"
 	"github.com/teesign/teesign/internal/verifiersvc"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
@@ -77,7 +78,7 @@ func (a *amdFlags) load() (verify.AMDCerts, error) {
 }
 
 func newVerifyCmd() *cobra.Command {
-	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format, certTable string
+	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format, certTable, bundleFile string
 	var anyWorkload bool
 	var now time.Time
 	var roots []string
@@ -85,7 +86,7 @@ func newVerifyCmd() *cobra.Command {
 	var wf workloadFlags
 	var coll collateralFlags
 	c := &cobra.Command{
-		Use:   "verify --quote FILE (--message TEXT | --message-file FILE) --signature SIG (--policy FILE | --compose FILE | --any-workload) [flags]",
+		Use:   "verify (--bundle FILE | --quote FILE (--message TEXT | --message-file FILE) --signature SIG) (--policy FILE | --compose FILE | --any-workload) [flags]",
 		Short: "Verify a signature against an attestation quote; prints JSON, exit 0 only when valid",
 		Long: "Verify a signature against an attestation quote and print each check as JSON.\n\n" +
 			"\"valid\": true means: the quote is genuine TDX or SEV-SNP evidence signed under Intel's or AMD's root\n" +
@@ -93,27 +94,44 @@ func newVerifyCmd() *cobra.Command {
 			"the --policy pins (and passes its hygiene rules) or, with --compose, an official SecretVM build running\n" +
 			"that compose file, it binds the public key, and that key made the signature over the message.\n" +
 			"Without a pinned workload the verdict is invalid, unless --any-workload accepts any workload explicitly.\n\n" +
+			"--bundle FILE reads the quote, public key, message, signature and its format from one bundle file\n" +
+			"(`teesign sign --bundle`, or \"bundle\": true in POST /sign); the workload still comes from a flag.\n\n" +
 			"Exit codes: 0 valid; 1 invalid, or a failure (unreadable file, bad input, collateral unavailable);\n" +
 			"2 a command line cobra refuses (unknown flag, bad flag value, missing required flag).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q, err := os.ReadFile(quoteFile)
-			if err != nil {
-				return err
-			}
-			msg := []byte(message)
-			if messageFile != "" {
-				if msg, err = os.ReadFile(messageFile); err != nil {
+			var b *bundle.Bundle
+			var q, msg, sig []byte
+			var err error
+			if bundleFile != "" {
+				data, err := os.ReadFile(bundleFile)
+				if err != nil {
 					return err
 				}
-			}
-			sig, err := decodeSignature(format, strings.TrimSpace(sigB64))
-			if err != nil {
-				return err
-			}
-			if format == verify.FormatEthRaw {
-				if msg, err = hex.DecodeString(strings.TrimPrefix(string(msg), "0x")); err != nil {
-					return fmt.Errorf("--format eth_raw: the message must be the digest in hex: %w", err)
+				if b, err = bundle.Decode(data); err != nil {
+					return fmt.Errorf("--bundle %s: %w", bundleFile, err)
+				}
+				if cmd.Flags().Changed("format") && format != b.SignatureFormat {
+					return fmt.Errorf("--format %s disagrees with the bundle's signature_format %s", format, b.SignatureFormat)
+				}
+				format = ""
+			} else {
+				if q, err = os.ReadFile(quoteFile); err != nil {
+					return err
+				}
+				msg = []byte(message)
+				if messageFile != "" {
+					if msg, err = os.ReadFile(messageFile); err != nil {
+						return err
+					}
+				}
+				if sig, err = decodeSignature(format, strings.TrimSpace(sigB64)); err != nil {
+					return err
+				}
+				if format == verify.FormatEthRaw {
+					if msg, err = hex.DecodeString(strings.TrimPrefix(string(msg), "0x")); err != nil {
+						return fmt.Errorf("--format eth_raw: the message must be the digest in hex: %w", err)
+					}
 				}
 			}
 			o := verify.Options{KeyType: keyType, Offline: coll.offline, Format: format, Collateral: coll.source(), AnyWorkload: anyWorkload, Now: now}
@@ -145,7 +163,12 @@ func newVerifyCmd() *cobra.Command {
 			if wl != nil {
 				o.Workload = &verify.WorkloadCheck{Registry: reg, Workload: *wl}
 			}
-			res, err := verify.Verify(cmd.Context(), q, msg, sig, o)
+			var res *verify.Result
+			if b != nil {
+				res, err = verify.VerifyBundle(cmd.Context(), b, o)
+			} else {
+				res, err = verify.Verify(cmd.Context(), q, msg, sig, o)
+			}
 			if err != nil {
 				return err
 			}
@@ -165,10 +188,14 @@ func newVerifyCmd() *cobra.Command {
 	f.StringVar(&message, "message", "", "the signed message, as text")
 	f.StringVar(&messageFile, "message-file", "", "file holding the signed message bytes")
 	f.StringVar(&sigB64, "signature", "", "the signature, standard base64 (0x-hex for the Ethereum formats)")
-	c.MarkFlagRequired("quote")
-	c.MarkFlagRequired("signature")
-	c.MarkFlagsOneRequired("message", "message-file")
+	f.StringVar(&bundleFile, "bundle", "", "verification bundle file (teesign sign --bundle): in place of --quote, --message and --signature")
+	c.MarkFlagsOneRequired("quote", "bundle")
+	c.MarkFlagsRequiredTogether("quote", "signature")
+	c.MarkFlagsOneRequired("message", "message-file", "bundle")
 	c.MarkFlagsMutuallyExclusive("message", "message-file")
+	for _, other := range []string{"quote", "signature", "message", "message-file"} {
+		c.MarkFlagsMutuallyExclusive("bundle", other)
+	}
 	f.Var(newEnum(&keyType, "", "secp256k1", "ed25519"), "key-type", "key type: secp256k1 or ed25519 (default: the --pubkey's type, else secp256k1)")
 	f.StringVar(&pubkey, "pubkey", "", "public key PEM the quote must bind")
 	f.StringVar(&policyFile, "policy", "", "policy file (YAML or JSON) pinning the workload")

@@ -47,6 +47,7 @@ type signRequest struct {
 	format   string
 	payload  []byte   // /sign
 	payloads [][]byte // /sign/batch
+	bundle   bool     // answer with verification bundles
 }
 
 // errBadRequest marks decoding errors (400).
@@ -77,7 +78,7 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 		}
 		return nil, jsonError(err)
 	}
-	req := &signRequest{payload: b.payload, payloads: b.payloads}
+	req := &signRequest{payload: b.payload, payloads: b.payloads, bundle: b.bundle}
 	keyType, seenKey := b.keyType, b.seen["key_type"]
 	enc, seenEnc := b.enc, b.seen["payload_encoding"]
 	format, seenFormat := b.format, b.seen["format"]
@@ -155,6 +156,7 @@ type signBody struct {
 	keyType, enc, format []byte
 	payload              []byte
 	payloads             [][]byte
+	bundle               bool
 	done                 bool // the object was read whole
 }
 
@@ -195,6 +197,16 @@ func (b *signBody) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 			b.enc, err = str("payload_encoding")
 		case `"format"`:
 			b.format, err = str("format")
+		case `"bundle"`:
+			var v jsontext.Value
+			if v, err = dec.ReadValue(); err == nil {
+				switch v.Kind() {
+				case 't', 'f':
+					b.bundle = v.Kind() == 't'
+				default:
+					return &fieldError{"field \"bundle\" must be true or false"}
+				}
+			}
 		case payloadField:
 			if !b.batch {
 				b.payload, err = str("payload")

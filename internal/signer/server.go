@@ -65,6 +65,10 @@ type Server struct {
 	limit     int64
 	log       *slog.Logger
 	attJSON   map[string][]byte
+	// bundleHead is each key's bundle up to its signature_format, message
+	// and signature: {"media_type":...,"quote":..., (no closing brace).
+	bundleHead [2][]byte
+	heldCap    int64
 	pubPEM    map[string][]byte
 	bufs      sync.Pool
 	metrics   *metrics
@@ -99,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("signer: held bytes %d are fewer than the body limit %d", cfg.HeldBytes, s.limit)
 	}
 	s.held = semaphore.NewWeighted(cfg.HeldBytes)
+	s.heldCap = cfg.HeldBytes
 	s.bulk = semaphore.NewWeighted(1)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -135,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.attJSON[string(alg)] = append(b, '\n')
+		if s.bundleHead[algIndex(alg)], err = bundleHead(alg, id); err != nil {
+			return nil, err
+		}
 	}
 	s.metrics = newMetrics()
 	return s, nil
@@ -276,15 +284,47 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	}
 	id := s.ids[algIndex(req.keyType)]
+	var sigs [][]byte // raw signatures, kept for bundles
+	if req.bundle {
+		// Bundles repeat the quote for every signature: their bytes count
+		// against the same cap as request bytes.
+		extra := s.bundleBytes(req)
+		if extra > s.heldCap {
+			s.metrics.errors.WithLabelValues("400").Inc()
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("the bundles of this request would take about %d bytes, over the server's %d-byte cap (--max-held-bytes): ask fewer payloads at once", extra, s.heldCap))
+			return
+		}
+		wctx, cancel := context.WithTimeout(r.Context(), heldBytesWait)
+		err := s.held.Acquire(wctx, extra)
+		cancel()
+		if err != nil {
+			s.metrics.errors.WithLabelValues("503").Inc()
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "busy: too many request bytes in flight, retry")
+			return
+		}
+		defer s.held.Release(extra)
+		sigs = make([][]byte, 0, max(1, len(req.payloads)))
+	}
 	// Build the response after the body in the same buffer.
 	out := body[len(body):]
+	sign := func(out []byte, p []byte) ([]byte, error) {
+		sig, err := signBytes(id.Key, req.format, p)
+		if err != nil {
+			return out, err
+		}
+		if sigs != nil {
+			sigs = append(sigs, sig)
+		}
+		return appendSignature(out, req.format, sig), nil
+	}
 	if batch {
 		out = append(out, `{"signatures":[`...)
 		for i, p := range req.payloads {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			if out, err = appendSignature(append(out, '"'), id.Key, req.format, p); err != nil {
+			if out, err = sign(append(out, '"'), p); err != nil {
 				s.internalError(w, err)
 				return
 			}
@@ -293,12 +333,27 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 		out = append(out, ']')
 		s.metrics.signatures[algIndex(req.keyType)].Add(float64(len(req.payloads)))
 	} else {
-		if out, err = appendSignature(append(out, `{"signature":"`...), id.Key, req.format, req.payload); err != nil {
+		if out, err = sign(append(out, `{"signature":"`...), req.payload); err != nil {
 			s.internalError(w, err)
 			return
 		}
 		out = append(out, '"')
 		s.metrics.signatures[algIndex(req.keyType)].Inc()
+	}
+	if sigs != nil {
+		out = append(out, `,"bundle":`...)
+		if batch {
+			out = append(out, '[')
+			for i, p := range req.payloads {
+				if i > 0 {
+					out = append(out, ',')
+				}
+				out = s.appendBundle(out, req.keyType, req.format, p, sigs[i])
+			}
+			out = append(out, ']')
+		} else {
+			out = s.appendBundle(out, req.keyType, req.format, req.payload, sigs[0])
+		}
 	}
 	out = append(out, `,"key_type":"`...)
 	out = append(out, req.keyType...)
@@ -323,22 +378,28 @@ const bulkBody = 256 << 10
 // maxPooledBuf is the largest buffer kept for reuse.
 const maxPooledBuf = 64 << 10
 
-// appendSignature appends the signature of p in format f: base64 for DER
-// (and ed25519), 0x-hex r‖s‖v for the Ethereum formats.
-func appendSignature(dst []byte, k *keys.PrivateKey, f string, p []byte) ([]byte, error) {
+// signBytes signs p in format f: DER ECDSA or Ed25519 for FormatDER,
+// r‖s‖v for the Ethereum formats.
+func signBytes(k *keys.PrivateKey, f string, p []byte) ([]byte, error) {
 	switch f {
 	case FormatEthPersonalSign, FormatEthRaw:
 		digest := p
 		if f == FormatEthPersonalSign {
 			digest = keys.EthPersonalHash(p)
 		}
-		sig, err := k.SignEth(digest)
-		if err != nil {
-			return dst, err
-		}
-		return hex.AppendEncode(append(dst, "0x"...), sig), nil
+		return k.SignEth(digest)
 	}
-	return appendB64(dst, k.Sign(p)), nil
+	return k.Sign(p), nil
+}
+
+// appendSignature appends sig as the response carries it: base64 for
+// FormatDER, 0x-hex r‖s‖v for the Ethereum formats.
+func appendSignature(dst []byte, f string, sig []byte) []byte {
+	switch f {
+	case FormatEthPersonalSign, FormatEthRaw:
+		return hex.AppendEncode(append(dst, "0x"...), sig)
+	}
+	return appendB64(dst, sig)
 }
 
 func (s *Server) internalError(w http.ResponseWriter, err error) {

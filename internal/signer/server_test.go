@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,13 +21,17 @@ import (
 
 	"github.com/teesign/teesign/internal/identity"
 	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/signer"
+	"github.com/teesign/teesign/internal/simtee"
 )
 
 // testServer is a signing server on its real transport, on loopback.
 type testServer struct {
 	URL     string
 	Handler http.Handler
+	// Root is the simulated TEE's root certificate file.
+	Root string
 }
 
 func newServer(t testing.TB, allow ...string) (*testServer, map[keys.Alg]*keys.PrivateKey) {
@@ -36,6 +41,29 @@ func newServer(t testing.TB, allow ...string) (*testServer, map[keys.Alg]*keys.P
 
 func newServerRefresh(t testing.TB, refresh func() []netip.Prefix, allow ...string) (*testServer, map[keys.Alg]*keys.PrivateKey) {
 	t.Helper()
+	return newServerWith(t, "sim-tdx", func(c *signer.Config) { c.Refresh = refresh }, allow...)
+}
+
+// newServerWith serves keys attested by a simulated TEE (sim-tdx or
+// sim-sev-snp), with its root in the result's Root; edit changes the
+// configuration.
+func newServerWith(t testing.TB, tee string, edit func(*signer.Config), allow ...string) (*testServer, map[keys.Alg]*keys.PrivateKey) {
+	t.Helper()
+	dir := t.TempDir()
+	var prov interface {
+		Quote(context.Context, [64]byte) (*quote.Evidence, error)
+	}
+	root := filepath.Join(dir, simtee.TDXRootFile)
+	var err error
+	if tee == "sim-tdx" {
+		prov, err = simtee.NewTDX(dir, simtee.Options{})
+	} else {
+		prov, err = simtee.NewSNP(dir, simtee.Options{})
+		root = filepath.Join(dir, simtee.SNPRootFile)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	ids := map[keys.Alg]*identity.Identity{}
 	ks := map[keys.Alg]*keys.PrivateKey{}
 	for _, alg := range keys.Algs() {
@@ -43,14 +71,22 @@ func newServerRefresh(t testing.TB, refresh func() []netip.Prefix, allow ...stri
 		if err != nil {
 			t.Fatal(err)
 		}
+		ev, err := prov.Quote(context.Background(), k.Public().ReportData())
+		if err != nil {
+			t.Fatal(err)
+		}
 		ks[alg] = k
-		ids[alg] = &identity.Identity{Key: k, PublicPEM: k.Public().MarshalPEM(), QuoteText: []byte("00\n")}
+		ids[alg] = identity.New(k, ev)
 	}
 	var prefixes []netip.Prefix
 	for _, a := range allow {
 		prefixes = append(prefixes, netip.MustParsePrefix(a))
 	}
-	h, err := signer.New(signer.Config{Identities: ids, TEE: "sim-tdx", Allow: prefixes, Refresh: refresh, BodyLimit: 4096})
+	cfg := signer.Config{Identities: ids, TEE: tee, Allow: prefixes, BodyLimit: 4096}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h, err := signer.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +103,7 @@ func newServerRefresh(t testing.TB, refresh func() []netip.Prefix, allow ...stri
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &testServer{URL: "http://" + ln.Addr().String(), Handler: h}, ks
+	return &testServer{URL: "http://" + ln.Addr().String(), Handler: h, Root: root}, ks
 }
 
 func do(t *testing.T, method, url, body string) (int, http.Header, map[string]any) {

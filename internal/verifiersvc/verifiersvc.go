@@ -22,7 +22,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/teesign/teesign/bundle"
 	"github.com/teesign/teesign/internal/graceful"
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/validate"
@@ -78,6 +80,9 @@ type VerifyRequest struct {
 	// Items are the messages and signatures of POST /verify/batch, in
 	// place of Message and Signature (1 to MaxBatch).
 	Items []BatchItem `json:"items,omitempty"`
+	// Bundle is a verification bundle (package bundle), in place of
+	// Quote, Message, Signature and CertTable (POST /verify only).
+	Bundle jsontext.Value `json:"bundle,omitempty"`
 }
 
 // BatchItem is one message and signature of POST /verify/batch.
@@ -178,10 +183,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && req.Policy != nil {
 		err = req.Policy.Validate()
 	}
+	var b *bundle.Bundle
 	switch {
 	case err != nil:
+	case req.Bundle != nil && batch:
+		err = errors.New("POST /verify/batch takes a quote and items; send a bundle to POST /verify")
+	case req.Bundle != nil && (req.Quote != "" || req.Message != "" || req.Signature != "" || req.MessageEncoding != "" || req.CertTable != "" || len(req.Items) > 0):
+		err = errors.New("a bundle holds the quote, message and signature: send either a bundle or quote, message and signature")
+	case req.Bundle != nil:
+		b, err = bundle.Decode(req.Bundle)
 	case req.Quote == "":
-		err = errors.New("quote is required")
+		err = errors.New("quote is required (or a bundle)")
 	case batch && (req.Message != "" || req.Signature != ""):
 		err = errors.New("POST /verify/batch takes items [{message, signature}], not message and signature")
 	case batch && (len(req.Items) == 0 || len(req.Items) > MaxBatch):
@@ -193,6 +205,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	if b != nil {
+		h.verifyBundle(w, r, &req, b)
 		return
 	}
 	items := req.Items
@@ -235,6 +251,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, results[0])
+}
+
+// verifyBundle answers POST /verify with a bundle.
+func (h *Handler) verifyBundle(w http.ResponseWriter, r *http.Request, req *VerifyRequest, b *bundle.Bundle) {
+	o, err := h.options(req)
+	if err == nil {
+		var res *verify.Result
+		if res, err = verify.VerifyBundle(r.Context(), b, o); err == nil {
+			if h.Log != nil {
+				h.Log.Info("verified", "valid", res.Valid, "tee", res.TEE, "key_type", res.KeyType, "messages", 1, "bundle", true)
+			}
+			writeJSON(w, http.StatusOK, res)
+			return
+		}
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 }
 
 // options turns a request's trust and workload inputs into verify.Options.

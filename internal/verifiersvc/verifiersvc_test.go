@@ -297,3 +297,56 @@ func TestVerifyBatchEndpoint(t *testing.T) {
 		t.Errorf("items on /verify: %d", code)
 	}
 }
+
+// POST /verify takes a bundle in place of quote, message and signature;
+// the workload still comes from the request, and a malformed bundle or one
+// mixed with loose fields is a 400 that says why.
+func TestVerifyBundle(t *testing.T) {
+	ts := httptest.NewServer(&verifiersvc.Handler{Offline: true})
+	defer ts.Close()
+	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := map[string]any{
+		"media_type": "application/vnd.teesign.bundle.v1+json", "tee": "tdx", "key_type": "ed25519", "signature_format": "der",
+		"public_key": string(testutil.SampleFile(t, "public_key.pem")),
+		"quote":      strings.TrimSpace(string(testutil.SampleFile(t, "quote.txt"))),
+		"message":    base64.StdEncoding.EncodeToString([]byte("hello")),
+		"signature":  base64.StdEncoding.EncodeToString(k.Sign([]byte("hello"))),
+	}
+	body := func(extra map[string]any) string {
+		m := map[string]any{"bundle": b}
+		for k, v := range extra {
+			m[k] = v
+		}
+		out, _ := json.Marshal(m)
+		return string(out)
+	}
+	if code, m := post(t, ts.URL+"/verify", body(map[string]any{"any_workload": true})); code != 200 || m["valid"] != true {
+		t.Fatalf("bundle: %d %v", code, m)
+	}
+	if code, m := post(t, ts.URL+"/verify", body(map[string]any{"policy": map[string]any{"tdx": map[string]any{"mr_td": []string{sampleMRTD}}}})); code != 200 || m["valid"] != true {
+		t.Fatalf("bundle pinned by policy: %d %v", code, m)
+	}
+	if code, m := post(t, ts.URL+"/verify", body(nil)); code != 200 || m["valid"] != false || checkStatus(m, "policy") != "fail" {
+		t.Fatalf("bundle, nothing pinned: %d %v", code, m)
+	}
+	for name, c := range map[string]struct {
+		body, want string
+	}{
+		"bundle and quote":    {body(map[string]any{"quote": "00", "any_workload": true}), "either a bundle or quote"},
+		"bundle to batch":     {"/batch" + body(nil), "send a bundle to POST /verify"},
+		"key type mismatched": {func() string { b["key_type"] = "secp256k1"; defer func() { b["key_type"] = "ed25519" }(); return body(nil) }(), "key_type says secp256k1 but public_key is an ed25519 key"},
+		"unknown member":      {func() string { b["x"] = 1; defer delete(b, "x"); return body(nil) }(), "unknown object member"},
+	} {
+		url := ts.URL + "/verify"
+		if strings.HasPrefix(c.body, "/batch") {
+			url, c.body = url+"/batch", strings.TrimPrefix(c.body, "/batch")
+		}
+		code, m := post(t, url, c.body)
+		if code != 400 || !strings.Contains(m["error"].(string), c.want) {
+			t.Errorf("%s: %d %v, want 400 with %q", name, code, m, c.want)
+		}
+	}
+}
