@@ -380,3 +380,21 @@ func expiry(body []byte) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// Fetch gets one collateral document, u being its Intel PCS, Intel
+// certificates or AMD KDS address, as verifications sharing c get it:
+// from c's cache or the configured service, with c's timeouts, retries,
+// deduplication and concurrency bound. It returns the response's headers
+// (TCB info and QE identity carry their issuer chains there) and body. A
+// service can serve what Fetch returns to verifiers that cannot reach
+// Intel or AMD themselves (a browser): the documents are signed, and are
+// checked where they are used.
+func (c *CollateralSource) Fetch(ctx context.Context, u string) (map[string][]string, []byte, error) {
+	if !strings.HasPrefix(u, IntelPCSURL+"/") && !strings.HasPrefix(u, intelCRLURL+"/") && !strings.HasPrefix(u, AMDKDSURL+"/") {
+		return nil, nil, fmt.Errorf("collateral: %s is not an Intel PCS, Intel certificates or AMD KDS address", u)
+	}
+	return newFetcher(ctx, c, time.Now()).GetContext(ctx, u)
+}
+
+// IntelRootCRLURL is where Intel publishes the SGX Root CA's CRL.
+const IntelRootCRLURL = intelCRLURL + "/IntelSGXRootCA.der"

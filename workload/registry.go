@@ -186,9 +186,9 @@ func (r *Registry) Empty(tee string) bool {
 	return len(r.SNP) == 0
 }
 
-// Write writes the registry as tdx.csv and sev.json into dir (mode 0600
-// files, each replaced atomically), in SecretVM's formats.
-func (r *Registry) Write(dir string) error {
+// Files returns the registry as the contents of tdx.csv and sev.json, in
+// SecretVM's formats.
+func (r *Registry) Files() (tdxCSV, sevJSON []byte, err error) {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	w.Write(tdxColumns)
@@ -197,16 +197,33 @@ func (r *Registry) Write(dir string) error {
 		w.Write([]string{t.Template, t.VMType, t.ArtifactsVersion, h(t.MRTD), h(t.RTMR0), h(t.RTMR1), h(t.RTMR2), h(t.RootfsData), t.HostID})
 	}
 	w.Flush()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+	if err := w.Error(); err != nil {
+		return nil, nil, err
 	}
-	if _, err := atomicfile.WriteIfChanged(filepath.Join(dir, "tdx.csv"), b.Bytes(), 0o600); err != nil {
-		return err
+	snp := r.SNP
+	if snp == nil {
+		snp = []SNPBuild{}
 	}
-	j, err := json.Marshal(r.SNP, json.Deterministic(true))
+	j, err := json.Marshal(snp, json.Deterministic(true))
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Bytes(), j, nil
+}
+
+// Write writes the registry as tdx.csv and sev.json into dir (mode 0600
+// files, each replaced atomically), in SecretVM's formats.
+func (r *Registry) Write(dir string) error {
+	tdx, snp, err := r.Files()
 	if err != nil {
 		return err
 	}
-	_, err = atomicfile.WriteIfChanged(filepath.Join(dir, "sev.json"), j, 0o600)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if _, err := atomicfile.WriteIfChanged(filepath.Join(dir, "tdx.csv"), tdx, 0o600); err != nil {
+		return err
+	}
+	_, err = atomicfile.WriteIfChanged(filepath.Join(dir, "sev.json"), snp, 0o600)
 	return err
 }

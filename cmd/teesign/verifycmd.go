@@ -18,6 +18,7 @@ import (
 
 	"github.com/teesign/teesign/bundle"
 	"github.com/teesign/teesign/internal/verifiersvc"
+	"github.com/teesign/teesign/internal/webpage"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
 	"github.com/teesign/teesign/workload"
@@ -275,8 +276,12 @@ func newVerifierCmd() *cobra.Command {
 	var coll collateralFlags
 	serve := &cobra.Command{
 		Use:   "serve [--listen ADDR] [--trust-root FILE]...",
-		Short: "Serve POST /verify and POST /dcap-tools/quote-parse",
-		Args:  cobra.NoArgs,
+		Short: "Serve the verifier page at /, POST /verify, POST /verify/batch and POST /dcap-tools/quote-parse",
+		Long: "Serve the verification service: a page at / that verifies in the browser (the verifier compiled to\n" +
+			"WebAssembly; the user's inputs never leave the browser), its collateral proxy (/collateral/: Intel's\n" +
+			"and AMD's documents, fetched and cached as `teesign verify` does; off with --offline) and the registry\n" +
+			"of builds (/registry/), and the JSON API: POST /verify, POST /verify/batch, POST /dcap-tools/quote-parse.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			trusted, err := loadTrusted(roots)
 			if err != nil {
@@ -294,7 +299,11 @@ func newVerifierCmd() *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source()}
+			page, err := webpage.New()
+			if err != nil {
+				return err
+			}
+			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source(), Page: page}
 			srv := verifiersvc.Server(h)
 			serve := func(ctx context.Context, ln net.Listener) error {
 				return verifiersvc.Serve(ctx, srv, ln)
@@ -307,6 +316,28 @@ func newVerifierCmd() *cobra.Command {
 	amd.register(serve)
 	serve.Flags().StringVar(&registry, "registry", "", "folder holding SecretVM's registry of builds (tdx.csv, sev.json) for requests with a compose file (default: the embedded one)")
 	coll.register(serve)
-	c.AddCommand(serve)
+	var out string
+	pageCmd := &cobra.Command{
+		Use:   "page --out DIR",
+		Short: "Write the verifier page as static files, for any web host",
+		Long: "Write the verifier page (index.html, style.css, app.js, wasm_exec.js, verify.wasm) into DIR.\n" +
+			"A static host has no collateral proxy: the page then verifies offline (tcb_status unchecked) unless\n" +
+			"the host forwards /collateral/ and /registry/ to `teesign verifier serve`. Serve verify.wasm as application/wasm.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			page, err := webpage.New()
+			if err != nil {
+				return err
+			}
+			if err := page.WriteStatic(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s to %s\n", strings.Join(webpage.Names(), ", "), out)
+			return nil
+		},
+	}
+	pageCmd.Flags().StringVar(&out, "out", "", "directory to write the page into")
+	pageCmd.MarkFlagRequired("out")
+	c.AddCommand(serve, pageCmd)
 	return c
 }

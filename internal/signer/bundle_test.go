@@ -62,7 +62,7 @@ func TestSignReturnsBundles(t *testing.T) {
 		ts, _ := newServerWith(t, tee, nil, "127.0.0.0/8")
 		cases := []struct {
 			keyType, format, payload, enc string
-			message                        []byte
+			message                       []byte
 		}{
 			{"secp256k1", "der", "hello", "utf8", []byte("hello")},
 			{"ed25519", "der", "aGVsbG8=", "base64", []byte("hello")},

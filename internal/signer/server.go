@@ -69,11 +69,11 @@ type Server struct {
 	// and signature: {"media_type":...,"quote":..., (no closing brace).
 	bundleHead [2][]byte
 	heldCap    int64
-	pubPEM    map[string][]byte
-	bufs      sync.Pool
-	metrics   *metrics
-	debugLogs bool
-	held      *semaphore.Weighted
+	pubPEM     map[string][]byte
+	bufs       sync.Pool
+	metrics    *metrics
+	debugLogs  bool
+	held       *semaphore.Weighted
 	// bulk lets one large body be read and decoded at a time, so that
 	// floods of them leave a core to everyone else.
 	bulk    *semaphore.Weighted

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,8 +52,14 @@ type Handler struct {
 	// AMD are SEV-SNP trust certificates by role (--ark, --ask, --vcek).
 	AMD verify.AMDCerts
 	// Registry holds the official builds a request's compose file is
-	// checked against (nil: none, and such requests are refused).
+	// checked against (nil: none, and such requests are refused). It is
+	// also served at /registry/tdx.csv and /registry/sev.json, for the
+	// page.
 	Registry *workload.Registry
+	// Page, when set, serves the verifier page at / and its files beside
+	// it (package webpage); the page's collateral goes through
+	// /collateral/intel/ and /collateral/amd/ (unless Offline).
+	Page http.Handler
 }
 
 // VerifyRequest is the body of POST /verify.
@@ -149,13 +156,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // ServeHTTP routes /verify, /dcap-tools/quote-parse and /healthz.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/verify", "/verify/batch", "/dcap-tools/quote-parse":
-	case "/healthz":
+	switch p := r.URL.Path; {
+	case p == "/verify", p == "/verify/batch", p == "/dcap-tools/quote-parse":
+	case p == "/healthz":
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
+	case strings.HasPrefix(p, "/collateral/"):
+		h.collateral(w, r)
+		return
+	case p == "/registry/tdx.csv", p == "/registry/sev.json":
+		h.registry(w, r)
+		return
+	case h.Page != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		h.Page.ServeHTTP(w, r)
+		return
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: endpoints are POST /verify, POST /verify/batch and POST /dcap-tools/quote-parse"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: endpoints are POST /verify, POST /verify/batch, POST /dcap-tools/quote-parse and GET /healthz"})
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -267,6 +283,100 @@ func (h *Handler) verifyBundle(w http.ResponseWriter, r *http.Request, req *Veri
 		}
 	}
 	writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+}
+
+// collateral serves Intel's and AMD's collateral to the page, as this
+// service fetches and caches it: GET /collateral/intel/<PCS path> (TCB
+// info, QE identity, PCK CRL, and sgx/certification/v4/rootcacrl for the
+// root CA's CRL) and GET /collateral/amd/<KDS path> (VCEK certificates,
+// certificate chains, CRLs). Only those documents are served: it is not
+// an open proxy.
+func (h *Handler) collateral(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET"})
+		return
+	}
+	if h.Offline {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this service verifies offline and fetches no collateral"})
+		return
+	}
+	upstream, ok := collateralURL(r.URL)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not collateral: /collateral/ serves Intel PCS TCB info, QE identity and CRLs, and AMD KDS certificates and CRLs"})
+		return
+	}
+	src := h.Collateral
+	if src == nil {
+		src = &verify.CollateralSource{}
+	}
+	header, body, err := src.Fetch(r.Context(), upstream)
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": short(err.Error())})
+		return
+	}
+	for k, v := range header {
+		if strings.HasSuffix(strings.ToLower(k), "issuer-chain") {
+			w.Header()[http.CanonicalHeaderKey(k)] = v
+		}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if jsonv1.Valid(body) {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(body)
+}
+
+var (
+	intelPaths = regexp.MustCompile(`^/collateral/intel/(tdx/certification/v4/(tcb|qe/identity)|sgx/certification/v4/pckcrl)$`)
+	amdPaths   = regexp.MustCompile(`^/collateral/amd/(vcek|vlek)/v1/[A-Za-z]{1,16}/(cert_chain|crl|[0-9a-fA-F]{1,128})$`)
+	queryChars = regexp.MustCompile(`^[A-Za-z0-9=&_-]{0,256}$`)
+)
+
+// collateralURL maps a /collateral/ request to Intel's or AMD's address.
+func collateralURL(u *url.URL) (string, bool) {
+	if !queryChars.MatchString(u.RawQuery) {
+		return "", false
+	}
+	q := ""
+	if u.RawQuery != "" {
+		q = "?" + u.RawQuery
+	}
+	switch {
+	case u.Path == "/collateral/intel/sgx/certification/v4/rootcacrl" && q == "":
+		return verify.IntelRootCRLURL, true
+	case intelPaths.MatchString(u.Path):
+		return verify.IntelPCSURL + strings.TrimPrefix(u.Path, "/collateral/intel") + q, true
+	case amdPaths.MatchString(u.Path):
+		return verify.AMDKDSURL + strings.TrimPrefix(u.Path, "/collateral/amd") + q, true
+	}
+	return "", false
+}
+
+// registry serves the registry of builds in SecretVM's formats.
+func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET"})
+		return
+	}
+	if h.Registry == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this service has no registry of builds"})
+		return
+	}
+	tdx, snp, err := h.Registry.Files()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, ".csv") {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Write(tdx)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(snp)
 }
 
 // options turns a request's trust and workload inputs into verify.Options.

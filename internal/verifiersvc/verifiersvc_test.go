@@ -335,10 +335,14 @@ func TestVerifyBundle(t *testing.T) {
 	for name, c := range map[string]struct {
 		body, want string
 	}{
-		"bundle and quote":    {body(map[string]any{"quote": "00", "any_workload": true}), "either a bundle or quote"},
-		"bundle to batch":     {"/batch" + body(nil), "send a bundle to POST /verify"},
-		"key type mismatched": {func() string { b["key_type"] = "secp256k1"; defer func() { b["key_type"] = "ed25519" }(); return body(nil) }(), "key_type says secp256k1 but public_key is an ed25519 key"},
-		"unknown member":      {func() string { b["x"] = 1; defer delete(b, "x"); return body(nil) }(), "unknown object member"},
+		"bundle and quote": {body(map[string]any{"quote": "00", "any_workload": true}), "either a bundle or quote"},
+		"bundle to batch":  {"/batch" + body(nil), "send a bundle to POST /verify"},
+		"key type mismatched": {func() string {
+			b["key_type"] = "secp256k1"
+			defer func() { b["key_type"] = "ed25519" }()
+			return body(nil)
+		}(), "key_type says secp256k1 but public_key is an ed25519 key"},
+		"unknown member": {func() string { b["x"] = 1; defer delete(b, "x"); return body(nil) }(), "unknown object member"},
 	} {
 		url := ts.URL + "/verify"
 		if strings.HasPrefix(c.body, "/batch") {
@@ -348,5 +352,58 @@ func TestVerifyBundle(t *testing.T) {
 		if code != 400 || !strings.Contains(m["error"].(string), c.want) {
 			t.Errorf("%s: %d %v, want 400 with %q", name, code, m, c.want)
 		}
+	}
+}
+
+// /collateral/ serves Intel's and AMD's documents as the service fetches
+// them (issuer chains included), and nothing else: it is not an open
+// proxy.
+func TestCollateralProxy(t *testing.T) {
+	var asked []string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.RequestURI())
+		w.Header().Set("TCB-Info-Issuer-Chain", "chain")
+		w.Header().Set("Set-Cookie", "x=y")
+		w.Write([]byte(`{"tcbInfo":{}}`))
+	}))
+	defer upstream.Close()
+	h := &verifiersvc.Handler{Collateral: &verify.CollateralSource{PCCSURL: upstream.URL, KDSURL: upstream.URL, Retries: -1}}
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	get := func(path string) *http.Response {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for path, want := range map[string]string{
+		"/collateral/intel/tdx/certification/v4/tcb?fmspc=00906ed50000":          "/tdx/certification/v4/tcb?fmspc=00906ed50000",
+		"/collateral/intel/tdx/certification/v4/qe/identity":                      "/tdx/certification/v4/qe/identity",
+		"/collateral/intel/sgx/certification/v4/pckcrl?ca=platform&encoding=der": "/sgx/certification/v4/pckcrl?ca=platform&encoding=der",
+		"/collateral/intel/sgx/certification/v4/rootcacrl":                        "/sgx/certification/v4/rootcacrl",
+		"/collateral/amd/vcek/v1/Milan/cert_chain":                                "/vcek/v1/Milan/cert_chain",
+	} {
+		asked = nil
+		resp := get(path)
+		if resp.StatusCode != 200 || len(asked) != 1 || asked[0] != want || resp.Header.Get("TCB-Info-Issuer-Chain") != "chain" || resp.Header.Get("Set-Cookie") != "" {
+			t.Errorf("%s: %d, upstream asked %v, headers %v", path, resp.StatusCode, asked, resp.Header)
+		}
+	}
+	asked = nil
+	for _, path := range []string{
+		"/collateral/intel/tdx/certification/v4/tcb?fmspc=http://evil/",
+		"/collateral/intel/sgx/certification/v3/pckcert",
+		"/collateral/intel/../../admin",
+		"/collateral/amd/vcek/v1/Milan/../../x",
+		"/collateral/other/x",
+	} {
+		if resp := get(path); resp.StatusCode != 404 {
+			t.Errorf("%s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+	if len(asked) != 0 {
+		t.Errorf("refused paths reached the upstream: %v", asked)
 	}
 }
