@@ -380,10 +380,10 @@ func TestCollateralProxy(t *testing.T) {
 	}
 	for path, want := range map[string]string{
 		"/collateral/intel/tdx/certification/v4/tcb?fmspc=00906ed50000":          "/tdx/certification/v4/tcb?fmspc=00906ed50000",
-		"/collateral/intel/tdx/certification/v4/qe/identity":                      "/tdx/certification/v4/qe/identity",
+		"/collateral/intel/tdx/certification/v4/qe/identity":                     "/tdx/certification/v4/qe/identity",
 		"/collateral/intel/sgx/certification/v4/pckcrl?ca=platform&encoding=der": "/sgx/certification/v4/pckcrl?ca=platform&encoding=der",
-		"/collateral/intel/sgx/certification/v4/rootcacrl":                        "/sgx/certification/v4/rootcacrl",
-		"/collateral/amd/vcek/v1/Milan/cert_chain":                                "/vcek/v1/Milan/cert_chain",
+		"/collateral/intel/sgx/certification/v4/rootcacrl":                       "/sgx/certification/v4/rootcacrl",
+		"/collateral/amd/vcek/v1/Milan/cert_chain":                               "/vcek/v1/Milan/cert_chain",
 	} {
 		asked = nil
 		resp := get(path)
