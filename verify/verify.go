@@ -157,6 +157,10 @@ type Options struct {
 	// Format is the signature's format: FormatDER (default),
 	// FormatEthPersonalSign or FormatEthRaw (secp256k1 only).
 	Format string
+	// Cache, when set, keeps verdicts on quotes for later verifications
+	// with the same inputs (see VerdictCache); nil checks every quote in
+	// full.
+	Cache *VerdictCache
 }
 
 // WorkloadCheck is a workload to check against a registry of builds.
@@ -339,6 +343,22 @@ func verifyQuote(ctx context.Context, quoteText []byte, o *Options) (*run, *keys
 	if o.Workload != nil && o.Workload.Registry.Empty(string(kind)) {
 		return nil, nil, fmt.Errorf("%s has no %s build: pass SecretVM's registry files with --registry DIR (workload.Load)", o.Workload.Registry.Source, kind)
 	}
+	var cacheKey [32]byte
+	cacheable := false
+	if o.Cache != nil {
+		if cacheKey, cacheable = verdictKey(raw, o, alg, wantKey); cacheable {
+			v, err := o.Cache.lookup(ctx, cacheKey, o.Now)
+			if err != nil {
+				return nil, nil, err
+			}
+			if v != nil {
+				res := *v.res
+				res.Checks = append([]Check(nil), v.res.Checks...)
+				return &run{res: &res, failed: v.failed}, v.pub, nil
+			}
+			defer o.Cache.release(cacheKey)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -414,7 +434,38 @@ func verifyQuote(ctx context.Context, quoteText []byte, o *Options) (*run, *keys
 			r.res.EthereumAddress, _ = pub.EthAddress()
 		}
 	}
+	if cacheable {
+		r.remember(o, cacheKey, pub, ev, f)
+	}
 	return r, pub, nil
+}
+
+// remember keeps the verdict of an authentic quote whose collateral was
+// read (or not asked for), until what it relied on expires.
+func (r *run) remember(o *Options, key [32]byte, pub *keys.PublicKey, ev evidence, f *fetcher) {
+	status := map[string]string{}
+	for _, c := range r.res.Checks {
+		status[c.Name] = c.Status
+	}
+	if status[CheckQuoteSignature] != Pass || status[CheckCertChain] != Pass || (status[CheckTCBStatus] != Pass && status[CheckTCBStatus] != Unchecked) || ev.until.IsZero() {
+		return
+	}
+	till := ev.until
+	if f != nil {
+		exp, ok := f.collateralExpiry()
+		if !ok {
+			return
+		}
+		if !exp.IsZero() && exp.Before(till) {
+			till = exp
+		}
+	}
+	if !o.Now.Before(till) {
+		return
+	}
+	res := *r.res
+	res.Checks = append([]Check(nil), r.res.Checks...)
+	o.Cache.put(&verdict{key: key, from: o.Now, till: till, res: &res, pub: pub, failed: r.failed})
 }
 
 // policy adds the policy check: the policy's verdict on the quote
@@ -488,6 +539,8 @@ type evidence struct {
 	chainErr, sigErr error
 	tcb              tcbOutcome
 	policyErr        error
+	// until is the earliest NotAfter of the certificates the checks used.
+	until time.Time
 }
 
 // tcbOutcome is what collateral said: TCB status names (TDX), or a
@@ -528,6 +581,7 @@ func checkTDX(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetche
 	}
 	inter := x509.NewCertPool()
 	inter.AddCert(chain.IntermediateCertificate)
+	ev.until = earliest(time.Time{}, chain.PCKCertificate, chain.IntermediateCertificate, chain.RootCertificate)
 	if _, err := chain.PCKCertificate.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: o.Now}); err != nil {
 		ev.chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or Options.TrustedCerts: --trust-root) at %s: %w", o.Now.UTC().Format(time.RFC3339), err)
 	}
@@ -625,6 +679,7 @@ func checkSNP(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetche
 		chain.ArkCert = ark.Raw
 	}
 	att := &spb.Attestation{Report: report, CertificateChain: chain}
+	ev.until = earliest(time.Time{}, ek, ica, ark)
 	if err := sevverify.SnpReportSignature(raw, ek); err != nil {
 		ev.sigErr = fmt.Errorf("the report's signature does not verify with the %s: %w", ekName, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -79,7 +80,8 @@ func (a *amdFlags) load() (verify.AMDCerts, error) {
 }
 
 func newVerifyCmd() *cobra.Command {
-	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format, certTable, bundleFile string
+	var quoteFile, message, messageFile, sigB64, keyType, pubkey, policyFile, format, certTable string
+	var bundleFiles []string
 	var anyWorkload bool
 	var now time.Time
 	var roots []string
@@ -87,7 +89,7 @@ func newVerifyCmd() *cobra.Command {
 	var wf workloadFlags
 	var coll collateralFlags
 	c := &cobra.Command{
-		Use:   "verify (--bundle FILE | --quote FILE (--message TEXT | --message-file FILE) --signature SIG) (--policy FILE | --compose FILE | --any-workload) [flags]",
+		Use:   "verify (--bundle FILE|DIR... | --quote FILE (--message TEXT | --message-file FILE) --signature SIG) (--policy FILE | --compose FILE | --any-workload) [flags]",
 		Short: "Verify a signature against an attestation quote; prints JSON, exit 0 only when valid",
 		Long: "Verify a signature against an attestation quote and print each check as JSON.\n\n" +
 			"\"valid\": true means: the quote is genuine TDX or SEV-SNP evidence signed under Intel's or AMD's root\n" +
@@ -96,7 +98,10 @@ func newVerifyCmd() *cobra.Command {
 			"that compose file, it binds the public key, and that key made the signature over the message.\n" +
 			"Without a pinned workload the verdict is invalid, unless --any-workload accepts any workload explicitly.\n\n" +
 			"--bundle FILE reads the quote, public key, message, signature and its format from one bundle file\n" +
-			"(`teesign sign --bundle`, or \"bundle\": true in POST /sign); the workload still comes from a flag.\n\n" +
+			"(`teesign sign --bundle`, or \"bundle\": true in POST /sign); the workload still comes from a flag.\n" +
+			"Several --bundle flags, or a directory (its *.json files), verify every bundle in one run: each quote is\n" +
+			"checked once, then one signature per bundle; the output lists each file's result, with a progress bar\n" +
+			"on a terminal, and the exit code is 0 only when every bundle is valid.\n\n" +
 			"Exit codes: 0 valid; 1 invalid, or a failure (unreadable file, bad input, collateral unavailable);\n" +
 			"2 a command line cobra refuses (unknown flag, bad flag value, missing required flag).",
 		Args: cobra.NoArgs,
@@ -104,18 +109,25 @@ func newVerifyCmd() *cobra.Command {
 			var b *bundle.Bundle
 			var q, msg, sig []byte
 			var err error
-			if bundleFile != "" {
-				data, err := os.ReadFile(bundleFile)
-				if err != nil {
-					return err
-				}
-				if b, err = bundle.Decode(data); err != nil {
-					return fmt.Errorf("--bundle %s: %w", bundleFile, err)
-				}
-				if cmd.Flags().Changed("format") && format != b.SignatureFormat {
-					return fmt.Errorf("--format %s disagrees with the bundle's signature_format %s", format, b.SignatureFormat)
+			files, err := bundlePaths(bundleFiles)
+			if err != nil {
+				return err
+			}
+			multi := len(files) > 1 || (len(bundleFiles) == 1 && isDir(bundleFiles[0]))
+			if len(files) > 0 {
+				if cmd.Flags().Changed("format") {
+					return errors.New("--format comes from the bundle: leave it out with --bundle")
 				}
 				format = ""
+				if !multi {
+					data, err := os.ReadFile(files[0])
+					if err != nil {
+						return err
+					}
+					if b, err = bundle.Decode(data); err != nil {
+						return fmt.Errorf("--bundle %s: %w", files[0], err)
+					}
+				}
 			} else {
 				if q, err = os.ReadFile(quoteFile); err != nil {
 					return err
@@ -164,6 +176,10 @@ func newVerifyCmd() *cobra.Command {
 			if wl != nil {
 				o.Workload = &verify.WorkloadCheck{Registry: reg, Workload: *wl}
 			}
+			if multi {
+				o.Cache = verify.NewVerdictCache(0)
+				return verifyBundles(cmd, files, o)
+			}
 			var res *verify.Result
 			if b != nil {
 				res, err = verify.VerifyBundle(cmd.Context(), b, o)
@@ -189,7 +205,7 @@ func newVerifyCmd() *cobra.Command {
 	f.StringVar(&message, "message", "", "the signed message, as text")
 	f.StringVar(&messageFile, "message-file", "", "file holding the signed message bytes")
 	f.StringVar(&sigB64, "signature", "", "the signature, standard base64 (0x-hex for the Ethereum formats)")
-	f.StringVar(&bundleFile, "bundle", "", "verification bundle file (teesign sign --bundle): in place of --quote, --message and --signature")
+	f.StringArrayVar(&bundleFiles, "bundle", nil, "verification bundle file (teesign sign --bundle), in place of --quote, --message and --signature; repeatable, or a directory of *.json bundles")
 	c.MarkFlagsOneRequired("quote", "bundle")
 	c.MarkFlagsRequiredTogether("quote", "signature")
 	c.MarkFlagsOneRequired("message", "message-file", "bundle")
@@ -303,7 +319,7 @@ func newVerifierCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source(), Page: page}
+			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source(), Page: page, Cache: verify.NewVerdictCache(0)}
 			srv := verifiersvc.Server(h)
 			serve := func(ctx context.Context, ln net.Listener) error {
 				return verifiersvc.Serve(ctx, srv, ln)

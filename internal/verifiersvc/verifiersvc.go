@@ -56,6 +56,10 @@ type Handler struct {
 	// also served at /registry/tdx.csv and /registry/sev.json, for the
 	// page.
 	Registry *workload.Registry
+	// Cache, when set, keeps verdicts on quotes across requests (see
+	// verify.VerdictCache): many messages of one quote cost one signature
+	// verification each.
+	Cache *verify.VerdictCache
 	// Page, when set, serves the verifier page at / and its files beside
 	// it (package webpage); the page's collateral goes through
 	// /collateral/intel/ and /collateral/amd/ (unless Offline).
@@ -381,7 +385,7 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 
 // options turns a request's trust and workload inputs into verify.Options.
 func (h *Handler) options(req *VerifyRequest) (verify.Options, error) {
-	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral}
+	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral, Cache: h.Cache}
 	if req.Compose != nil {
 		if h.Registry == nil {
 			return o, errors.New("this service has no registry of builds to check a compose file against")
@@ -450,7 +454,7 @@ func (h *Handler) quoteParse(w http.ResponseWriter, r *http.Request, body []byte
 	out["mr_config"] = f["mr_owner_config"]
 	// The quote's own verdict, as Intel's library reports it: its
 	// signatures and chain, and (unless offline) the TCB status.
-	res, err := verify.Verify(r.Context(), raw, nil, nil, verify.Options{AnyWorkload: true, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral})
+	res, err := verify.Verify(r.Context(), raw, nil, nil, verify.Options{AnyWorkload: true, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral, Cache: h.Cache})
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return

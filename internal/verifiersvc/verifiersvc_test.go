@@ -407,3 +407,24 @@ func TestCollateralProxy(t *testing.T) {
 		t.Errorf("refused paths reached the upstream: %v", asked)
 	}
 }
+
+// With a verdict cache, requests about one quote check it once.
+func TestVerifyReusesVerdicts(t *testing.T) {
+	cache := verify.NewVerdictCache(0)
+	ts := httptest.NewServer(&verifiersvc.Handler{Offline: true, Cache: cache})
+	defer ts.Close()
+	q := strings.TrimSpace(string(testutil.SampleFile(t, "quote.txt")))
+	k, err := keys.ParsePrivateKeyPEM(testutil.SampleFile(t, "private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, msg := range []string{"a", "b", "c"} {
+		body, _ := json.Marshal(map[string]any{"quote": q, "message": msg, "signature": base64.StdEncoding.EncodeToString(k.Sign([]byte(msg))), "key_type": "ed25519", "any_workload": true})
+		if code, m := post(t, ts.URL+"/verify", string(body)); code != 200 || m["valid"] != true {
+			t.Fatalf("request %d: %d %v", i, code, m)
+		}
+	}
+	if hits, misses := cache.Stats(); hits != 2 || misses != 1 {
+		t.Fatalf("3 requests about one quote: %d hits, %d misses", hits, misses)
+	}
+}

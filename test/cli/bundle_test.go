@@ -90,3 +90,55 @@ func TestBundleRoundTrip(t *testing.T) {
 		t.Fatalf("--bundle with --quote: exit %d", exitCode(err))
 	}
 }
+
+// A directory of bundles verifies in one run: each quote is checked once,
+// every bundle gets its result, and the exit code says whether all are
+// valid.
+func TestVerifyDirectoryOfBundles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "docker-compose.yaml"), []byte(composeYAML), 0o644)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	stop := serve(t, dir, addr)
+	defer stop()
+	root := filepath.Join(dir, "state", "sim-root.pem")
+	bundles := filepath.Join(dir, "bundles")
+	os.Mkdir(bundles, 0o755)
+	for i, keyType := range []string{"ed25519", "ed25519", "ed25519", "secp256k1", "secp256k1"} {
+		testutil.Run(t, bin, "sign", "--server", "http://"+addr, "--key-type", keyType, "--bundle", filepath.Join(bundles, fmt.Sprintf("%d.json", i)), fmt.Sprintf("message %d", i))
+	}
+	// One of them tampered: a different message under the same signature.
+	data, _ := os.ReadFile(filepath.Join(bundles, "1.json"))
+	var b map[string]any
+	json.Unmarshal(data, &b)
+	b["message"] = "b3RoZXI="
+	bad, _ := json.Marshal(b)
+	os.WriteFile(filepath.Join(bundles, "9-bad.json"), bad, 0o644)
+	var out struct {
+		Valid         bool
+		Bundles       int
+		ValidBundles  int   `json:"valid_bundles"`
+		QuotesChecked int64 `json:"quotes_checked"`
+		Reused        int64 `json:"verdicts_reused"`
+		Results       []struct {
+			File  string
+			Valid bool
+		}
+	}
+	stdout, err := testutil.RunErr(bin, "verify", "--bundle", bundles, "--trust-root", root, "--offline", "--any-workload")
+	if err := json.Unmarshal(stdout[:strings.LastIndex(string(stdout), "}")+1], &out); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if exitCode(err) != 1 || out.Valid || out.Bundles != 6 || out.ValidBundles != 5 || out.QuotesChecked != 2 || out.Reused != 4 {
+		t.Fatalf("exit %d: %s", exitCode(err), stdout)
+	}
+	for _, r := range out.Results {
+		if r.Valid == strings.HasSuffix(r.File, "9-bad.json") {
+			t.Errorf("%s: valid %v", r.File, r.Valid)
+		}
+	}
+	os.Remove(filepath.Join(bundles, "9-bad.json"))
+	stdout = testutil.Run(t, bin, "verify", "--bundle", bundles, "--trust-root", root, "--offline", "--any-workload")
+	if !strings.Contains(string(stdout), `"valid_bundles": 5`) {
+		t.Fatalf("%s", stdout)
+	}
+}

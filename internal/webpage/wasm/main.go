@@ -81,6 +81,8 @@ type response struct {
 type page struct {
 	mu         sync.Mutex
 	collateral map[string]*verify.CollateralSource
+	// cache keeps verdicts on quotes while the page is open.
+	cache *verify.VerdictCache
 }
 
 func (p *page) source(base string) *verify.CollateralSource {
@@ -99,7 +101,7 @@ func (p *page) run(ctx context.Context, in string) (*verify.Result, error) {
 	if err := json.Unmarshal([]byte(in), &req, json.RejectUnknownMembers(true)); err != nil {
 		return nil, fmt.Errorf("page request: %w", err)
 	}
-	o := verify.Options{AnyWorkload: req.AnyWorkload, Offline: req.Offline || req.CollateralBase == "", KeyType: req.KeyType}
+	o := verify.Options{AnyWorkload: req.AnyWorkload, Offline: req.Offline || req.CollateralBase == "", KeyType: req.KeyType, Cache: p.cache}
 	for i, pem := range req.TrustRoots {
 		if strings.TrimSpace(pem) == "" {
 			continue
@@ -196,7 +198,7 @@ func decode(name, s, enc string) ([]byte, error) {
 }
 
 func main() {
-	p := &page{collateral: map[string]*verify.CollateralSource{}}
+	p := &page{collateral: map[string]*verify.CollateralSource{}, cache: verify.NewVerdictCache(64)}
 	verifyFn := js.FuncOf(func(_ js.Value, args []js.Value) any {
 		in := ""
 		if len(args) > 0 {
