@@ -294,6 +294,27 @@ func TestVerifierPageInBrowser(t *testing.T) {
 	t.Logf("page: the SecretVM sample verifies in %.1f ms in the page's WebAssembly (median of 3; native Go %.2f ms, ratio %.1f); %v from navigation to verdict, module load included",
 		pageMS[1], native[1], pageMS[1]/native[1], loads[1].Round(time.Millisecond))
 
+	// On a phone's width nothing overflows sideways; every control has a
+	// label, and the drop zone and buttons are reachable by keyboard.
+	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	b.open(t, link(signed.Bundle, "&any_workload=1"))
+	layout, err := chromedp.Run(b.ctx, chromedp.Evaluate[map[string]any](`({
+		overflow: document.documentElement.scrollWidth - window.innerWidth,
+		unlabelled: [...document.querySelectorAll("input, textarea, select")].filter(e => e.labels.length === 0 && !e.getAttribute("aria-label")).map(e => e.id),
+		unfocusable: ["drop", "verify-button", "share"].filter(id => document.getElementById(id).tabIndex < 0),
+	})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if layout["overflow"].(float64) > 0 || len(layout["unlabelled"].([]any)) > 0 || len(layout["unfocusable"].([]any)) > 0 {
+		t.Errorf("phone layout and accessibility: %v", layout)
+	}
+	if err := chromedp.Do(b.ctx, chromedp.ResetViewport()); err != nil {
+		t.Fatal(err)
+	}
+
 	// What the page did: no errors, and no request carrying the message or
 	// the signature; only its own origin asked, collateral through it.
 	b.mu.Lock()

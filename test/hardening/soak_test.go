@@ -1,7 +1,6 @@
 package hardening
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/teesign/teesign/bench/loadgen"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/testutil"
 )
@@ -48,17 +48,27 @@ func TestSustainedLoad(t *testing.T) {
 		{"/sign", `{"key_type":"secp256k1","payload":"736f616b","payload_encoding":"hex","format":"eth_personal_sign"}`, 100},
 		{"/sign/batch", `{"key_type":"ed25519","payloads":["a","b","c","d","e","f","g","h"]}`, 100},
 	}
+	// Fixed-rate load with vegeta; every response but 200 is an error.
+	run := func(path, body string, rate float64, length time.Duration) *vegeta.Metrics {
+		target := vegeta.Target{Method: "POST", URL: "http://" + d.addr + path, Body: []byte(body), Header: http.Header{"Content-Type": {"application/json"}}}
+		a := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Connections(8), vegeta.Timeout(10*time.Second))
+		m := &vegeta.Metrics{}
+		for res := range a.Attack(vegeta.NewStaticTargeter(target), vegeta.Rate{Freq: int(rate), Per: time.Second}, length, path) {
+			m.Add(res)
+		}
+		m.Close()
+		return m
+	}
 	// Warm up, then take the starting RSS.
-	loadgen.Run(context.Background(), loadgen.Config{Addr: d.addr, Path: "/sign", Bodies: [][]byte{[]byte(mixes[0].body)}, Conns: 4, Rate: 1000, Duration: 2 * time.Second})
+	run("/sign", mixes[0].body, 1000, 2*time.Second)
 	rssStart := d.rssKiB(t)
 	var wg sync.WaitGroup
-	results := make([]loadgen.Result, len(mixes))
-	errs := make([]error, len(mixes))
+	results := make([]*vegeta.Metrics, len(mixes))
 	for i := range mixes {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			results[i], errs[i] = loadgen.Run(context.Background(), loadgen.Config{Addr: d.addr, Path: mixes[i].path, Bodies: [][]byte{[]byte(mixes[i].body)}, Conns: 8, Rate: mixes[i].rate, Duration: dur})
+			results[i] = run(mixes[i].path, mixes[i].body, mixes[i].rate, dur)
 		}(i)
 	}
 	// Sample RSS along the way.
@@ -79,12 +89,9 @@ loop:
 	rssEnd := d.rssKiB(t)
 	var total, failed int64
 	for i, r := range results {
-		if errs[i] != nil {
-			t.Fatalf("%s: %v", mixes[i].path, errs[i])
-		}
-		total += r.Requests
-		failed += r.Errors
-		t.Logf("%s %.40s…: %v", mixes[i].path, mixes[i].body, r)
+		total += int64(r.Requests)
+		failed += int64(r.Requests) - int64(r.StatusCodes["200"])
+		t.Logf("%s %.40s…: %d requests at %.0f/s, status codes %v, latency p50 %v p99 %v, errors %v", mixes[i].path, mixes[i].body, r.Requests, r.Rate, r.StatusCodes, r.Latencies.P50, r.Latencies.P99, r.Errors)
 	}
 	t.Logf("sustained load: %v, %d requests, %d errors, RSS start %d KiB, end %d KiB, samples %v", dur, total, failed, rssStart, rssEnd, samples)
 	if failed != 0 {
