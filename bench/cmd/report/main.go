@@ -9,6 +9,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,13 +68,17 @@ func payloads() []string {
 	return p
 }
 
+// freeAddr returns a loopback address free now, with a port below the
+// kernel's ephemeral range (32768 and up), where the load tools' own
+// connections would otherwise take it between the check and the bind.
 func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	for p := 20000 + rand.IntN(10000); ; p++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			l.Close()
+			return l.Addr().String()
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func run() error {
