@@ -22,9 +22,9 @@ import (
 // and every input that decides the verdict (key type, expected public key,
 // policy, workload and registry, AnyWorkload, trusted certificates, AMD
 // roles, certificate table, offline or the collateral services); it is
-// used only for verification times from when it was made until the
-// earliest expiry of what it relied on: the certificates' NotAfter and,
-// online, the collateral's nextUpdate. Only verdicts on authentic quotes
+// used only for verification times in the window where everything it
+// relied on is current: the certificates' validity and, online, the
+// collateral's issue date to nextUpdate. Only verdicts on authentic quotes
 // whose collateral was read are kept: a failure to fetch is never
 // remembered.
 //
@@ -191,36 +191,44 @@ func verdictKey(raw []byte, o *Options, alg keys.Alg, wantKey *keys.PublicKey) (
 	return k, true
 }
 
-// earliest returns the earliest of t and each certificate's NotAfter.
-func earliest(t time.Time, certs ...*x509.Certificate) time.Time {
-	for _, c := range certs {
-		if c != nil && (t.IsZero() || c.NotAfter.Before(t)) {
-			t = c.NotAfter
-		}
+// span is a time window [from, till).
+type span struct{ from, till time.Time }
+
+// narrow returns the part of s within o (a zero bound does not narrow).
+func (s span) narrow(o span) span {
+	if s.from.IsZero() || o.from.After(s.from) {
+		s.from = o.from
 	}
-	return t
+	if s.till.IsZero() || (!o.till.IsZero() && o.till.Before(s.till)) {
+		s.till = o.till
+	}
+	return s
 }
 
-// collateralExpiry returns the earliest expiry of what the fetcher read:
-// nextUpdate of TCB info, QE identity and CRLs, NotAfter of certificates
-// and of the issuer chains in headers. ok is false when something read
-// has no expiry teesign can tell.
-func (f *fetcher) collateralExpiry() (t time.Time, ok bool) {
+// certSpan is the window in which every certificate given is valid.
+func certSpan(certs ...*x509.Certificate) span {
+	var s span
+	for _, c := range certs {
+		if c != nil {
+			s = s.narrow(span{c.NotBefore, c.NotAfter})
+		}
+	}
+	return s
+}
+
+// collateralSpan returns the window in which everything the fetcher read
+// is current: issue dates to nextUpdates, and the certificates' validity
+// (the issuer chains in headers included). ok is false when something read
+// has no window teesign can tell.
+func (f *fetcher) collateralSpan() (s span, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, m := range f.memo {
-		exp, known := expiry(m.body)
+		w, known := window(m.body)
 		if !known {
-			if chain, err := ParseCerts(m.body); err == nil {
-				exp, known = earliest(time.Time{}, chain...), true
-			}
+			return span{}, false
 		}
-		if !known {
-			return time.Time{}, false
-		}
-		if t.IsZero() || exp.Before(t) {
-			t = exp
-		}
+		s = s.narrow(w)
 		for name, vals := range m.header {
 			if !strings.HasSuffix(strings.ToLower(name), "issuer-chain") {
 				continue
@@ -228,15 +236,15 @@ func (f *fetcher) collateralExpiry() (t time.Time, ok bool) {
 			for _, v := range vals {
 				pemText, err := url.QueryUnescape(v)
 				if err != nil {
-					return time.Time{}, false
+					return span{}, false
 				}
 				chain, err := ParseCerts([]byte(pemText))
 				if err != nil {
-					return time.Time{}, false
+					return span{}, false
 				}
-				t = earliest(t, chain...)
+				s = s.narrow(certSpan(chain...))
 			}
 		}
 	}
-	return t, true
+	return s, true
 }

@@ -359,26 +359,37 @@ func maybeHex(b []byte) []byte {
 // identity, CRL) or, for a certificate, its NotAfter. Other bodies are not
 // cached.
 func expiry(body []byte) (time.Time, bool) {
+	w, ok := window(body)
+	return w.till, ok
+}
+
+// window returns the time span in which a response is current: issue date
+// to nextUpdate (TCB info, QE identity, CRL), NotBefore to NotAfter (a
+// certificate, or the common span of a PEM chain).
+func window(body []byte) (span, bool) {
 	var j struct {
-		TcbInfo         *struct{ NextUpdate time.Time } `json:"tcbInfo"`
-		EnclaveIdentity *struct{ NextUpdate time.Time } `json:"enclaveIdentity"`
+		TcbInfo         *struct{ IssueDate, NextUpdate time.Time } `json:"tcbInfo"`
+		EnclaveIdentity *struct{ IssueDate, NextUpdate time.Time } `json:"enclaveIdentity"`
 	}
 	if json.Unmarshal(body, &j) == nil {
 		switch {
 		case j.TcbInfo != nil:
-			return j.TcbInfo.NextUpdate, true
+			return span{j.TcbInfo.IssueDate, j.TcbInfo.NextUpdate}, true
 		case j.EnclaveIdentity != nil:
-			return j.EnclaveIdentity.NextUpdate, true
+			return span{j.EnclaveIdentity.IssueDate, j.EnclaveIdentity.NextUpdate}, true
 		}
-		return time.Time{}, false
+		return span{}, false
 	}
 	if crl, err := x509.ParseRevocationList(body); err == nil {
-		return crl.NextUpdate, !crl.NextUpdate.IsZero()
+		return span{crl.ThisUpdate, crl.NextUpdate}, !crl.NextUpdate.IsZero()
 	}
 	if c, err := x509.ParseCertificate(body); err == nil {
-		return c.NotAfter, true
+		return certSpan(c), true
 	}
-	return time.Time{}, false
+	if chain, err := ParseCerts(body); err == nil {
+		return certSpan(chain...), true
+	}
+	return span{}, false
 }
 
 // Fetch gets one collateral document, u being its Intel PCS, Intel

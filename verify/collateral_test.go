@@ -35,7 +35,7 @@ func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // simTDX makes a new key of alg and a sim-tdx quote binding it (the TD's
 // RTMR3 from workload) in a new state directory.
-func simTDX(t *testing.T, alg keys.Alg, workload [][]byte) (dir string, q []byte, k *keys.PrivateKey) {
+func simTDX(t testing.TB, alg keys.Alg, workload [][]byte) (dir string, q []byte, k *keys.PrivateKey) {
 	t.Helper()
 	dir = t.TempDir()
 	p, err := simtee.NewTDX(dir, simtee.Options{Workload: workload})
@@ -53,14 +53,14 @@ func simTDX(t *testing.T, alg keys.Alg, workload [][]byte) (dir string, q []byte
 	return dir, quote.Encode(ev.Kind, ev.Raw), k
 }
 
-func simTDXQuote(t *testing.T) (dir string, q, msg, sig []byte) {
+func simTDXQuote(t testing.TB) (dir string, q, msg, sig []byte) {
 	t.Helper()
 	dir, q, k := simTDX(t, keys.Ed25519, nil)
 	msg = []byte("collateral")
 	return dir, q, msg, k.Sign(msg)
 }
 
-func trusted(t *testing.T, path string) []*x509.Certificate {
+func trusted(t testing.TB, path string) []*x509.Certificate {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

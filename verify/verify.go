@@ -447,25 +447,23 @@ func (r *run) remember(o *Options, key [32]byte, pub *keys.PublicKey, ev evidenc
 	for _, c := range r.res.Checks {
 		status[c.Name] = c.Status
 	}
-	if status[CheckQuoteSignature] != Pass || status[CheckCertChain] != Pass || (status[CheckTCBStatus] != Pass && status[CheckTCBStatus] != Unchecked) || ev.until.IsZero() {
+	if status[CheckQuoteSignature] != Pass || status[CheckCertChain] != Pass || (status[CheckTCBStatus] != Pass && status[CheckTCBStatus] != Unchecked) || ev.certs.till.IsZero() {
 		return
 	}
-	till := ev.until
+	w := ev.certs
 	if f != nil {
-		exp, ok := f.collateralExpiry()
+		cs, ok := f.collateralSpan()
 		if !ok {
 			return
 		}
-		if !exp.IsZero() && exp.Before(till) {
-			till = exp
-		}
+		w = w.narrow(cs)
 	}
-	if !o.Now.Before(till) {
+	if o.Now.Before(w.from) || !o.Now.Before(w.till) {
 		return
 	}
 	res := *r.res
 	res.Checks = append([]Check(nil), r.res.Checks...)
-	o.Cache.put(&verdict{key: key, from: o.Now, till: till, res: &res, pub: pub, failed: r.failed})
+	o.Cache.put(&verdict{key: key, from: w.from, till: w.till, res: &res, pub: pub, failed: r.failed})
 }
 
 // policy adds the policy check: the policy's verdict on the quote
@@ -539,8 +537,9 @@ type evidence struct {
 	chainErr, sigErr error
 	tcb              tcbOutcome
 	policyErr        error
-	// until is the earliest NotAfter of the certificates the checks used.
-	until time.Time
+	// certs is the window in which the certificates the checks used are
+	// all valid.
+	certs span
 }
 
 // tcbOutcome is what collateral said: TCB status names (TDX), or a
@@ -579,17 +578,26 @@ func checkTDX(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetche
 	for _, c := range t.intelRoots {
 		pool.AddCert(c)
 	}
-	inter := x509.NewCertPool()
-	inter.AddCert(chain.IntermediateCertificate)
-	ev.until = earliest(time.Time{}, chain.PCKCertificate, chain.IntermediateCertificate, chain.RootCertificate)
-	if _, err := chain.PCKCertificate.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: o.Now}); err != nil {
-		ev.chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or Options.TrustedCerts: --trust-root) at %s: %w", o.Now.UTC().Format(time.RFC3339), err)
-	}
-	own := x509.NewCertPool()
-	own.AddCert(chain.RootCertificate)
+	ev.certs = certSpan(chain.PCKCertificate, chain.IntermediateCertificate, chain.RootCertificate)
 	now := &tdxverify.TimeSet{PckCertChain: o.Now, TcbInfo: o.Now, QeIdentity: o.Now, PckCrl: o.Now, RootCaCrl: o.Now}
-	if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: own, Now: now}); err != nil {
-		ev.sigErr = err
+	// One pass checks the chain to a trusted root and every signature. Only
+	// when it fails are the two told apart: the chain against the trusted
+	// roots, the signatures against the quote's own root.
+	if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: pool, Now: now}); err != nil {
+		inter := x509.NewCertPool()
+		inter.AddCert(chain.IntermediateCertificate)
+		if _, err := chain.PCKCertificate.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: o.Now}); err != nil {
+			ev.chainErr = fmt.Errorf("the PCK certificate does not chain to a trusted root (Intel SGX Root CA, or Options.TrustedCerts: --trust-root) at %s: %w", o.Now.UTC().Format(time.RFC3339), err)
+		}
+		own := x509.NewCertPool()
+		own.AddCert(chain.RootCertificate)
+		if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: own, Now: now}); err != nil {
+			ev.sigErr = err
+		}
+		if ev.chainErr == nil && ev.sigErr == nil {
+			// The pieces pass where the whole did not: report the whole.
+			ev.sigErr = err
+		}
 	}
 	if f != nil && ev.chainErr == nil && ev.sigErr == nil {
 		ev.tcb = tdxTCB(ctx, q, chain, pool, f, o.Now)
@@ -679,7 +687,7 @@ func checkSNP(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetche
 		chain.ArkCert = ark.Raw
 	}
 	att := &spb.Attestation{Report: report, CertificateChain: chain}
-	ev.until = earliest(time.Time{}, ek, ica, ark)
+	ev.certs = certSpan(ek, ica, ark)
 	if err := sevverify.SnpReportSignature(raw, ek); err != nil {
 		ev.sigErr = fmt.Errorf("the report's signature does not verify with the %s: %w", ekName, err)
 	}
