@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"github.com/teesign/teesign/internal/attest"
@@ -28,6 +29,8 @@ type vmFlags struct {
 	keyLifetime            string
 	keepKeys, allowPrivKM  bool
 	logLevel               slog.Level
+	qgsCID, qgsPort        uint32
+	vmpl                   int
 }
 
 func (f *vmFlags) register(c *cobra.Command) {
@@ -40,6 +43,9 @@ func (f *vmFlags) register(c *cobra.Command) {
 	c.Flags().Var(newEnum(&f.keyLifetime, provision.LifetimePersist, provision.LifetimePersist, provision.LifetimeBoot), "key-lifetime", "persist: keys kept in the state directory (sealed where the TEE can seal) for as long as the workload stays the same; boot: keys in memory only, new at every start")
 	c.Flags().BoolVar(&f.keepKeys, "keep-keys-across-updates", false, "keep the keys when the measured workload changes, instead of retiring them to STATE/history: trusts whoever controls upgrades with every key")
 	c.Flags().StringVar(&f.dockerFiles, "docker-files", "", "the docker-files archive given to the VM: a simulated TEE measures its SHA-256 as SecretVM does")
+	c.Flags().Uint32Var(&f.qgsCID, "qgs-cid", attest.DefaultQGSCID, "TDX without a configfs-tsm provider (SecretVM): vsock CID of the host's Quote Generation Service")
+	c.Flags().Uint32Var(&f.qgsPort, "qgs-port", 0, "TDX without a configfs-tsm provider (SecretVM): vsock port of the host's Quote Generation Service (default: "+attest.TDXAttestConf+"'s port, else 4050)")
+	c.Flags().IntVar(&f.vmpl, "vmpl", 0, "SEV-SNP through /dev/sev-guest: the VMPL to ask reports at, the guest's own (configfs-tsm finds it by itself)")
 	c.Flags().BoolVar(&f.allowPrivKM, "allow-private-key-mounts", false, "write docker_private_key_<alg>.pem where a compose file mounts it (SecretVM's legacy scheme: the key leaves teesign's control)")
 }
 
@@ -59,7 +65,8 @@ func (f *vmFlags) logger(w io.Writer) (*slog.Logger, error) {
 
 func (f *vmFlags) provision(ctx context.Context, log *slog.Logger) (*provision.Result, error) {
 	return provision.Run(ctx, provision.Options{ComposeFiles: f.compose, StateDir: f.state, TEE: f.tee, CryptoDir: f.cryptoDir,
-		KeyLifetime: f.keyLifetime, DockerFiles: f.dockerFiles, KeepKeysAcrossUpdates: f.keepKeys, AllowPrivateKeyMounts: f.allowPrivKM, Logger: log})
+		KeyLifetime: f.keyLifetime, DockerFiles: f.dockerFiles, KeepKeysAcrossUpdates: f.keepKeys, AllowPrivateKeyMounts: f.allowPrivKM, Logger: log,
+		Attest: attest.Options{QGS: attest.QGSOptions{CID: f.qgsCID, Port: f.qgsPort}, VMPL: f.vmpl}})
 }
 
 func printFiles(w io.Writer, res *provision.Result) {
@@ -152,7 +159,18 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			serve := func(ctx context.Context, ln net.Listener) error { return h.Serve(ctx, ln, maxConns) }
+			serve := func(ctx context.Context, ln net.Listener) error {
+				// Under systemd (Type=notify), ready means every mounted
+				// file is written and the server listens: a unit ordered
+				// after teesign starts the workload only then.
+				if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+					log.Warn("could not tell systemd the server is ready", "err", err.Error())
+				} else if ok {
+					log.Info("told systemd: ready")
+				}
+				defer daemon.SdNotify(false, daemon.SdNotifyStopping)
+				return h.Serve(ctx, ln, maxConns)
+			}
 			return serveHTTP(cmd.Context(), cmd.OutOrStdout(), listen, serve, log, "signing server")
 		},
 	}

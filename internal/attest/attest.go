@@ -1,6 +1,9 @@
 // Package attest gets attestation quotes that bind 64 bytes of report_data:
-// from Intel TDX or AMD SEV-SNP hardware through configfs-tsm (or
-// /dev/sev-guest), or from the simulated TEE of package simtee.
+// from Intel TDX or AMD SEV-SNP hardware through configfs-tsm, the TDX
+// guest device and the host's Quote Generation Service (SecretVM's TDX
+// images), or /dev/sev-guest; or from the simulated TEE of package simtee.
+// Which hardware is there is found without asking for a quote, and a
+// machine that shows any sign of a TEE never gets a simulator.
 package attest
 
 import (
@@ -8,10 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
 	"github.com/google/go-configfs-tsm/configfs/linuxtsm"
 	sevclient "github.com/google/go-sev-guest/client"
+	tdxclient "github.com/google/go-tdx-guest/client"
 
 	"github.com/teesign/teesign/internal/keystore"
 	"github.com/teesign/teesign/internal/quote"
@@ -67,6 +73,24 @@ type Options struct {
 	// to the VM (provision --docker-files): the simulators measure it as
 	// SecretVM does.
 	DockerFilesSHA256 []byte
+	// TDXGuestDevice is the TDX guest device; "" means whichever of
+	// /dev/tdx_guest and /dev/tdx-guest exists.
+	TDXGuestDevice string
+	// OpenTDXDevice opens the TDX guest device; nil means go-tdx-guest's
+	// LinuxDevice (tests pass a fake).
+	OpenTDXDevice func() (tdxclient.Device, error)
+	// QGS says how to reach the host's Quote Generation Service, for TDX
+	// guests without a configfs-tsm TDX provider.
+	QGS QGSOptions
+	// VMPL is the SEV-SNP VMPL to ask reports at through /dev/sev-guest
+	// (configfs-tsm uses the kernel's privlevel_floor, the guest's own).
+	VMPL int
+	// DMISysVendor is the DMI system vendor file; "" means
+	// /sys/class/dmi/id/sys_vendor. It tells an Azure VM.
+	DMISysVendor string
+	// RetryBackoff is the first wait before asking again for a quote
+	// that failed in a way that may pass (default 1 s, doubled each time).
+	RetryBackoff time.Duration
 }
 
 // New returns the provider called name.
@@ -76,7 +100,14 @@ func New(ctx context.Context, name string, o Options) (Provider, error) {
 	}
 	switch name {
 	case TDX:
-		return newConfigfs(o, quote.TDX)
+		p, err := newConfigfs(o, quote.TDX)
+		if err == nil {
+			return p, nil
+		}
+		if dev := tdxDevice(o); dev != "" {
+			return newQGS(o, dev)
+		}
+		return nil, fmt.Errorf("%w; and there is no TDX guest device (%s)", err, strings.Join(tdxDevices[:], ", "))
 	case SEVSNP:
 		p, err := newConfigfs(o, quote.SEVSNP)
 		if err == nil {
@@ -88,10 +119,10 @@ func New(ctx context.Context, name string, o Options) (Provider, error) {
 		}
 		dev := sevDevice(o)
 		if o.OpenSEVDevice != nil {
-			return &sevDeviceProvider{path: dev, open: o.OpenSEVDevice}, nil
+			return &sevDeviceProvider{path: dev, open: o.OpenSEVDevice, vmpl: o.VMPL, backoff: o.RetryBackoff}, nil
 		}
 		if fileExists(dev) {
-			return &sevDeviceProvider{path: dev, open: func() (sevclient.Device, error) { return sevclient.OpenDevice() }}, nil
+			return &sevDeviceProvider{path: dev, open: func() (sevclient.Device, error) { return sevclient.OpenDevice() }, vmpl: o.VMPL, backoff: o.RetryBackoff}, nil
 		}
 		return nil, fmt.Errorf("%w; and %s does not exist", err, dev)
 	case SimTDX:
@@ -120,21 +151,69 @@ type simProvider struct {
 
 func (s *simProvider) Sealer(*quote.Evidence) (keystore.Sealer, error) { return s.sealer, nil }
 
+// detect finds the TEE from what the kernel offers, without asking for a
+// quote: configfs-tsm's provider, the TDX guest device, /dev/sev-guest.
 func detect(ctx context.Context, o Options) (Provider, error) {
+	var tsmErr error
 	if tsm, err := tsmClient(o); err == nil {
-		switch provider, _ := probeProvider(tsm); provider {
+		provider, err := probeProvider(tsm)
+		switch provider {
 		case "tdx_guest":
 			return New(ctx, TDX, o)
 		case "sev_guest":
 			return New(ctx, SEVSNP, o)
 		}
+		tsmErr = err
+	}
+	if tdxDevice(o) != "" {
+		return New(ctx, TDX, o)
 	}
 	if o.OpenSEVDevice != nil || fileExists(sevDevice(o)) {
 		return New(ctx, SEVSNP, o)
 	}
-	return nil, errors.New("--tee auto found no TEE: no configfs-tsm provider (tdx_guest or sev_guest under /sys/kernel/config/tsm/report) and no /dev/sev-guest. " +
+	if tsmErr != nil && !notExist(tsmErr) {
+		return nil, fmt.Errorf("--tee auto: configfs-tsm is there but could not be read, so this may be a TEE: %w; name the TEE (--tee tdx, --tee sev-snp) once fixed", tsmErr)
+	}
+	if azure(o) {
+		return nil, errors.New("--tee auto: this is a Microsoft Azure VM with no TEE device teesign can use. On an Azure confidential VM the paravisor, " +
+			"not the guest, writes the hardware report's report_data (it binds the vTPM's runtime claims there), so teesign cannot bind its keys into a quote; " +
+			"binding through the vTPM's runtime claims is not supported yet. teesign does not run a simulator in its place")
+	}
+	return nil, errors.New("--tee auto found no TEE: no configfs-tsm provider (tdx_guest or sev_guest under /sys/kernel/config/tsm/report), no TDX guest device (/dev/tdx_guest, /dev/tdx-guest) and no /dev/sev-guest. " +
 		"On a TDX or SEV-SNP guest, mount configfs (mount -t configfs none /sys/kernel/config) and run as root, or name the TEE (--tee tdx, --tee sev-snp). " +
 		"teesign never chooses a simulator by itself: to run without TEE hardware, name one (--tee sim-tdx or --tee sim-sev-snp)")
+}
+
+// azure reports whether the DMI system vendor is Microsoft's (Hyper-V).
+func azure(o Options) bool {
+	path := o.DMISysVendor
+	if path == "" {
+		path = "/sys/class/dmi/id/sys_vendor"
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && strings.TrimSpace(string(b)) == "Microsoft Corporation"
+}
+
+// notExist reports a missing file, also where go-configfs-tsm formats the
+// cause with %v.
+func notExist(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), os.ErrNotExist.Error()) || strings.Contains(err.Error(), "no such file")
+}
+
+// tdxDevice is the TDX guest device that exists, or "".
+func tdxDevice(o Options) string {
+	if o.TDXGuestDevice != "" {
+		if o.OpenTDXDevice != nil || fileExists(o.TDXGuestDevice) {
+			return o.TDXGuestDevice
+		}
+		return ""
+	}
+	for _, d := range tdxDevices {
+		if fileExists(d) {
+			return d
+		}
+	}
+	return ""
 }
 
 func sevDevice(o Options) string {

@@ -99,6 +99,11 @@ type deniedTSM struct{ configfsi.Client }
 
 func (deniedTSM) MkdirTemp(string, string) (string, error) { return "", os.ErrPermission }
 
+// absentTSM is a kernel without configfs-tsm.
+type absentTSM struct{ deniedTSM }
+
+func (absentTSM) MkdirTemp(string, string) (string, error) { return "", os.ErrNotExist }
+
 func TestConfigfsErrorsExplain(t *testing.T) {
 	_, err := attest.New(context.Background(), attest.TDX, attest.Options{TSM: deniedTSM{}})
 	if err == nil || !strings.Contains(err.Error(), "run as root") {
@@ -110,9 +115,24 @@ func TestConfigfsErrorsExplain(t *testing.T) {
 // the simulator flags.
 func TestAutoNeverSimulates(t *testing.T) {
 	dir := t.TempDir()
-	p, err := attest.New(context.Background(), attest.Auto, attest.Options{StateDir: dir, TSM: deniedTSM{}, SEVGuestDevice: "/nonexistent"})
+	p, err := attest.New(context.Background(), attest.Auto, attest.Options{StateDir: dir, TSM: absentTSM{}, SEVGuestDevice: "/nonexistent", TDXGuestDevice: "/nonexistent", DMISysVendor: "/nonexistent"})
 	if err == nil || p != nil || !strings.Contains(err.Error(), "--tee sim-tdx") || !strings.Contains(err.Error(), "--tee sim-sev-snp") {
 		t.Fatalf("auto without a TEE: %v %v", p, err)
+	}
+	// An Azure VM (Microsoft's DMI vendor) without a usable TEE device: the
+	// error says why teesign cannot bind keys there.
+	vendor := filepath.Join(dir, "sys_vendor")
+	os.WriteFile(vendor, []byte("Microsoft Corporation\n"), 0o644)
+	p, err = attest.New(context.Background(), attest.Auto, attest.Options{StateDir: t.TempDir(), TSM: absentTSM{}, SEVGuestDevice: "/nonexistent", TDXGuestDevice: "/nonexistent", DMISysVendor: vendor})
+	if err == nil || p != nil || !strings.Contains(err.Error(), "paravisor") || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("auto on Azure: %v %v", p, err)
+	}
+	os.Remove(vendor)
+	// configfs-tsm there but unreadable is a sign of a TEE: an error that
+	// says so, and still no simulator.
+	p, err = attest.New(context.Background(), attest.Auto, attest.Options{StateDir: dir, TSM: deniedTSM{}, SEVGuestDevice: "/nonexistent", TDXGuestDevice: "/nonexistent", DMISysVendor: "/nonexistent"})
+	if err == nil || p != nil || !strings.Contains(err.Error(), "may be a TEE") || !strings.Contains(err.Error(), "run as root") {
+		t.Fatalf("auto with an unreadable configfs-tsm: %v %v", p, err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("auto without a TEE made a simulated chain: %v", entries)
@@ -226,8 +246,12 @@ func TestConfigfsSEVSNP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := faketsm.Report611(0)
+	// A guest at VMPL2 (under an SVSM): reports must be asked at VMPL2.
+	// The first two attempts find the firmware busy.
+	sub := faketsm.Report611(2)
 	base := sub.ReadAttr
+	var privlevels []string
+	busy := 2
 	sub.ReadAttr = func(e *faketsm.ReportEntry, attr string) ([]byte, error) {
 		var rd [64]byte
 		copy(rd[:], e.InAttrs["inblob"].Value)
@@ -235,6 +259,13 @@ func TestConfigfsSEVSNP(t *testing.T) {
 		case "provider":
 			return []byte("sev_guest\n"), nil
 		case "outblob", "auxblob":
+			if attr == "outblob" {
+				privlevels = append(privlevels, strings.TrimSpace(string(e.InAttrs["privlevel"].Value)))
+				if busy > 0 {
+					busy--
+					return nil, syscall.EBUSY
+				}
+			}
 			ev, err := sim.Quote(context.Background(), rd)
 			if err != nil {
 				return nil, err
@@ -248,7 +279,7 @@ func TestConfigfsSEVSNP(t *testing.T) {
 	}
 	tsm := &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}
 	for _, name := range []string{attest.SEVSNP, attest.Auto} {
-		p, err := attest.New(context.Background(), name, attest.Options{TSM: tsm})
+		p, err := attest.New(context.Background(), name, attest.Options{TSM: tsm, RetryBackoff: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,6 +292,9 @@ func TestConfigfsSEVSNP(t *testing.T) {
 		if p.Name() != attest.SEVSNP || ev.Kind != quote.SEVSNP || len(ev.CertTable) == 0 {
 			t.Fatalf("%s: %s %s, cert table %d bytes", name, p.Name(), ev.Kind, len(ev.CertTable))
 		}
+	}
+	if strings.Join(privlevels, ",") != "2,2,2,2" {
+		t.Fatalf("reports asked at privlevels %v, want the floor, 2, every time (two busy, then one per provider)", privlevels)
 	}
 }
 
@@ -277,5 +311,46 @@ func TestHardwareAbsentIsExplained(t *testing.T) {
 	_, err = attest.New(context.Background(), attest.SEVSNP, attest.Options{SEVGuestDevice: "/nonexistent/sev-guest"})
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/sev-guest does not exist") {
 		t.Fatalf("sev-snp without hardware: %v", err)
+	}
+}
+
+// A configfs-tsm TDX quote that keeps failing in a way that may pass (EIO,
+// ETIMEDOUT, EBUSY: the host's QGS down, slow or busy) is asked for again,
+// then reported naming the QGS; --tee auto never falls back to a
+// simulator, and choosing the provider asks for no quote.
+func TestConfigfsTransientFailures(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EIO, syscall.ETIMEDOUT, syscall.EBUSY} {
+		sub := faketsm.Report611(0)
+		base := sub.ReadAttr
+		outblobs := 0
+		sub.ReadAttr = func(e *faketsm.ReportEntry, attr string) ([]byte, error) {
+			switch attr {
+			case "provider":
+				return []byte("tdx_guest\n"), nil
+			case "outblob":
+				outblobs++
+				return nil, errno
+			}
+			return base(e, attr)
+		}
+		tsm := &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}
+		dir := t.TempDir()
+		p, err := attest.New(context.Background(), attest.Auto, attest.Options{StateDir: dir, TSM: tsm, RetryBackoff: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if outblobs != 0 {
+			t.Fatalf("%v: choosing the provider generated %d quotes", errno, outblobs)
+		}
+		if p.Simulated() || p.Name() != attest.TDX {
+			t.Fatalf("%v: provider %s", errno, p.Name())
+		}
+		_, err = p.Quote(context.Background(), [64]byte{})
+		if err == nil || !strings.Contains(err.Error(), "tried 4 times") || !strings.Contains(err.Error(), "Quote Generation Service") || outblobs != 4 {
+			t.Fatalf("%v: %d attempts, %v", errno, outblobs, err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Fatalf("%v: a simulated chain appeared: %v", errno, entries)
+		}
 	}
 }

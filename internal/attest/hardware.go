@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
 	"github.com/google/go-configfs-tsm/report"
@@ -21,6 +23,11 @@ import (
 type configfsProvider struct {
 	tsm  configfsi.Client
 	kind quote.Kind
+	// vmpl is the SEV-SNP privilege level reports are asked at: the
+	// kernel's privlevel_floor, the guest's own VMPL (above 0 under an
+	// SVSM, where asking for VMPL0 fails with EINVAL).
+	vmpl    uint
+	backoff time.Duration
 	// openDev opens /dev/sev-guest, which derives SEV-SNP sealing keys
 	// (configfs-tsm does not); nil for TDX.
 	openDev func() (sevclient.Device, error)
@@ -53,17 +60,57 @@ func newConfigfs(o Options, k quote.Kind) (*configfsProvider, error) {
 	if want := tsmProviderName(k); got != want {
 		return nil, fmt.Errorf("%s: configfs-tsm provider is %q, not %q: this is not a %s guest", k, got, want, k)
 	}
-	return &configfsProvider{tsm: tsm, kind: k}, nil
+	p := &configfsProvider{tsm: tsm, kind: k, backoff: o.RetryBackoff}
+	if k == quote.SEVSNP {
+		if p.vmpl, err = privlevelFloor(tsm); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return p, nil
 }
 
-// probeProvider asks configfs-tsm which provider backs it, with a
-// throw-away report request.
+// openProbe opens a report entry for reading its attributes, with
+// report_data written: the kernel makes a quote only when outblob is read,
+// so this costs none.
+func openProbe(tsm configfsi.Client) (*report.OpenReport, error) {
+	r, err := report.CreateOpenReport(tsm)
+	if err != nil {
+		return nil, explainTSM(err)
+	}
+	if err := r.WriteOption("inblob", make([]byte, 64)); err != nil {
+		r.Destroy()
+		return nil, explainTSM(err)
+	}
+	return r, nil
+}
+
+// probeProvider reads which provider backs configfs-tsm, without asking
+// for a quote.
 func probeProvider(tsm configfsi.Client) (string, error) {
-	resp, err := report.Get(tsm, &report.Request{InBlob: make([]byte, 64)})
+	r, err := openProbe(tsm)
+	if err != nil {
+		return "", err
+	}
+	defer r.Destroy()
+	b, err := r.ReadOption("provider")
 	if err != nil {
 		return "", explainTSM(err)
 	}
-	return strings.TrimSpace(resp.Provider), nil
+	return strings.TrimSpace(string(b)), nil
+}
+
+// privlevelFloor reads the lowest VMPL the guest may ask reports at.
+func privlevelFloor(tsm configfsi.Client) (uint, error) {
+	r, err := openProbe(tsm)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Destroy()
+	v, err := r.PrivilegeLevelFloor()
+	if err != nil {
+		return 0, fmt.Errorf("configfs-tsm privlevel_floor: %w", err)
+	}
+	return v, nil
 }
 
 func explainTSM(err error) error {
@@ -72,7 +119,7 @@ func explainTSM(err error) error {
 	switch {
 	case errors.Is(err, os.ErrPermission) || strings.Contains(msg, "permission denied"):
 		return fmt.Errorf("configfs-tsm report: permission denied (run as root): %w", err)
-	case errors.Is(err, os.ErrNotExist) || strings.Contains(msg, "no such file"):
+	case notExist(err):
 		return fmt.Errorf("configfs-tsm report interface missing (needs Linux ≥ 6.7 in a confidential guest): %w", err)
 	}
 	return fmt.Errorf("configfs-tsm report: %w", err)
@@ -91,9 +138,22 @@ func (p *configfsProvider) Quote(ctx context.Context, reportData [64]byte) (*quo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	resp, err := report.Get(p.tsm, &report.Request{InBlob: reportData[:], GetAuxBlob: p.kind == quote.SEVSNP})
+	req := &report.Request{InBlob: reportData[:], GetAuxBlob: p.kind == quote.SEVSNP}
+	if p.kind == quote.SEVSNP {
+		req.Privilege = &report.Privilege{Level: p.vmpl}
+	}
+	var resp *report.Response
+	err := retry(ctx, p.backoff, func() (bool, error) {
+		var err error
+		resp, err = report.Get(p.tsm, req)
+		return isErrno(err, transientErrnos...), err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s quote: %w", p.kind, explainTSM(err))
+		cause := ""
+		if p.kind == quote.TDX && isErrno(err, transientErrnos...) {
+			cause = ": the kernel gets TDX quotes from the host's Quote Generation Service (qgsd), which did not answer in time or failed: check it on the host"
+		}
+		return nil, fmt.Errorf("%s quote: %w%s", p.kind, explainTSM(err), cause)
 	}
 	if got := strings.TrimSpace(resp.Provider); got != tsmProviderName(p.kind) {
 		return nil, fmt.Errorf("%s quote: configfs-tsm provider changed to %q", p.kind, got)
@@ -130,8 +190,10 @@ func checkHardwareQuote(k quote.Kind, raw, certTable []byte, reportData [64]byte
 // sevDeviceProvider uses the legacy /dev/sev-guest ioctl interface through
 // go-sev-guest's client, keeping the certificate table the host supplies.
 type sevDeviceProvider struct {
-	path string
-	open func() (sevclient.Device, error)
+	path    string
+	open    func() (sevclient.Device, error)
+	vmpl    int
+	backoff time.Duration
 }
 
 // Sealer implements Sealing.
@@ -155,9 +217,17 @@ func (p *sevDeviceProvider) Quote(ctx context.Context, reportData [64]byte) (*qu
 		return nil, fmt.Errorf("sev-snp: open %s: %w", p.path, err)
 	}
 	defer d.Close()
-	raw, certs, err := sevclient.GetRawExtendedReport(d, reportData)
+	var raw, certs []byte
+	err = retry(ctx, p.backoff, func() (bool, error) {
+		var err error
+		raw, certs, err = sevclient.GetRawExtendedReportAtVmpl(d, reportData, p.vmpl)
+		return isErrno(err, transientErrnos...), err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("sev-snp: get extended report: %w", err)
+		if isErrno(err, syscall.EINVAL) {
+			return nil, fmt.Errorf("sev-snp: get extended report at VMPL %d: %w (a guest above VMPL0, under an SVSM, must ask at its own VMPL: --vmpl)", p.vmpl, err)
+		}
+		return nil, fmt.Errorf("sev-snp: get extended report at VMPL %d: %w", p.vmpl, err)
 	}
 	return checkHardwareQuote(quote.SEVSNP, raw, certs, reportData)
 }

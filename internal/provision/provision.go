@@ -178,6 +178,17 @@ func run(ctx context.Context, o Options, proj *compose.Project, store *keystore.
 	if err != nil {
 		return nil, err
 	}
+	if !prov.Simulated() {
+		switch kind, err := stateStorage(store.Dir()); {
+		case err != nil:
+			log.Warn("could not tell where the state directory is stored", "err", err.Error())
+		case kind == storagePlain:
+			log.Warn("THE STATE DIRECTORY IS ON NEITHER AN ENCRYPTED DISK NOR A RAM FILE SYSTEM: the host of a cloud confidential VM can read its root disk; put --state on the VM's encrypted volume, or on a tmpfs with --key-lifetime boot",
+				"state", store.Dir(), "sealed", prov.Kind() == quote.SEVSNP)
+		default:
+			log.Info("state directory storage", "state", store.Dir(), "storage", kind)
+		}
+	}
 	if prov.Simulated() {
 		log.Warn("simulated TEE: quotes are NOT hardware-backed", "tee", prov.Name())
 		// The simulated build's registry, so that `verify --compose
@@ -217,7 +228,11 @@ func run(ctx context.Context, o Options, proj *compose.Project, store *keystore.
 			}
 		}
 		rd := priv[alg].Public().ReportData()
-		log.Info("attested public key", "key_type", alg, "tee", prov.Name(), "report_data", hex.EncodeToString(rd[:]))
+		attrs := []any{"key_type", alg, "tee", prov.Name(), "report_data", hex.EncodeToString(rd[:])}
+		if _, f, err := quote.Parse(ev.Raw); err == nil && ev.Kind == quote.SEVSNP {
+			attrs = append(attrs, "vmpl", f["vmpl"]) // pin it with the policy's vmpl
+		}
+		log.Info("attested public key", attrs...)
 	}
 	// Every start writes every algorithm's public key and quote into the
 	// crypto directory, as SecretVM does, then whatever else a mount names.

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,23 @@ func output(t *testing.T, dir string, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return string(out)
+}
+
+// docker0 returns the IPv4 address of the default Docker bridge.
+func docker0(t *testing.T) string {
+	t.Helper()
+	ifc, err := net.InterfaceByName("docker0")
+	if err != nil {
+		t.Fatalf("docker0: %v", err)
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	t.Fatalf("docker0 has no IPv4 address: %v", addrs)
+	return ""
 }
 
 // cleanup runs even when a step fails.
@@ -98,22 +116,15 @@ func TestDockerEndToEnd(t *testing.T) {
 	cleanup(t, "docker", "rmi", "-f", id+":latest")
 	run(t, dir, "docker", "build", "-q", "-t", id+":latest", filepath.Join(dir, "image"))
 
-	// The compose project's network, made first so that the signing server
-	// can listen on its bridge gateway before the containers start.
-	cleanup(t, "docker", "network", "rm", id)
-	run(t, dir, "docker", "network", "create", id)
-	var ipam []struct{ Subnet, Gateway string }
-	if err := json.Unmarshal([]byte(run(t, dir, "docker", "network", "inspect", "-f", "{{json .IPAM.Config}}", id)), &ipam); err != nil || len(ipam) == 0 {
-		t.Fatalf("network %s: %v %v", id, ipam, err)
-	}
-	subnet, gateway := ipam[0].Subnet, ipam[0].Gateway
-	listen := gateway + ":49153"
-	step(t, "network %s: subnet %s, gateway %s", id, subnet, gateway)
-
-	// 2. The compose file (the reference document's shape) and teesign serve.
+	// 2. teesign serve first, as at boot: on the docker0 address (its
+	// default), with the default allow-list, before the compose project's
+	// network exists. Compose creates that network at `up`; the allow-list
+	// follows Docker, so the container's first request is answered.
 	project := filepath.Join(dir, "project")
 	os.MkdirAll(project, 0o755)
 	composeFile := filepath.Join(project, "docker-compose.yaml")
+	bridge := docker0(t)
+	listen := bridge + ":49153"
 	compose := fmt.Sprintf(`services:
   app:
     image: %s:latest
@@ -124,17 +135,20 @@ func TestDockerEndToEnd(t *testing.T) {
       - ./crypto/docker_attestation_secp256k1.txt:/app/data/quote_secp256k1.txt:ro
       - ./crypto/docker_public_key_ed25519.pem:/app/data/pubkey_ed25519.pem:ro
       - ./crypto/docker_attestation_ed25519.txt:/app/data/quote_ed25519.txt:ro
-    networks: [signing]
-networks:
-  signing:
-    external: true
-    name: %s
-`, id, listen, id)
+`, id, listen)
 	os.WriteFile(composeFile, []byte(compose), 0o644)
 	state := filepath.Join(dir, "state")
+	var printed string
 	testutil.Start(t, filepath.Join(dir, "teesign"), func(line string) {
 		fmt.Printf("e2e: 2. teesign: %s\n", strings.TrimPrefix(line, "teesign: "))
-	}, "serve", "--compose", composeFile, "--state", state, "--tee", "sim-tdx", "--listen", listen, "--allow", subnet)
+		if a, ok := strings.CutPrefix(line, "teesign: signing server listening on http://"); ok {
+			printed = a
+		}
+	}, "serve", "--compose", composeFile, "--state", state, "--tee", "sim-tdx")
+	if printed != listen {
+		t.Fatalf("teesign listens on %q, not on docker0's address %s", printed, listen)
+	}
+	step(t, "2. teesign serve on %s, no --allow, before the project network exists", listen)
 
 	// 3. docker compose up: the container signs over the bridge.
 	dc := composeCmd(t)
@@ -181,14 +195,27 @@ networks:
 		}
 	}
 
-	// 5. A container on a network teesign does not allow is refused.
+	// 5. With an explicit --allow, a container on another network is
+	// refused (a second server, on another port, allowing only the
+	// project's network).
+	var projectNet string
+	for _, n := range strings.Fields(output(t, dir, "docker", "network", "ls", "--filter", "label=com.docker.compose.project="+id, "--format", "{{.Name}}")) {
+		projectNet = n
+	}
+	var ipam []struct{ Subnet string }
+	if err := json.Unmarshal([]byte(run(t, dir, "docker", "network", "inspect", "-f", "{{json .IPAM.Config}}", projectNet)), &ipam); err != nil || len(ipam) == 0 {
+		t.Fatalf("network %q: %v %v", projectNet, ipam, err)
+	}
+	strict := bridge + ":49154"
+	testutil.Start(t, filepath.Join(dir, "teesign"), nil, "serve", "--compose", composeFile, "--state", filepath.Join(dir, "state-strict"), "--tee", "sim-tdx",
+		"--listen", strict, "--allow", ipam[0].Subnet, "--crypto-dir", filepath.Join(dir, "crypto-strict"))
 	other := id + "-other"
 	cleanup(t, "docker", "network", "rm", other)
 	run(t, dir, "docker", "network", "create", other)
 	cleanup(t, "docker", "rm", "-f", other+"-client")
-	out := run(t, dir, "docker", "run", "--name", other+"-client", "--network", other, id+":latest", "-server", "http://"+listen, "-expect-refused")
-	step(t, "5. container on network %s: %s", other, strings.TrimSpace(out))
+	out := run(t, dir, "docker", "run", "--name", other+"-client", "--network", other, id+":latest", "-server", "http://"+strict, "-expect-refused")
+	step(t, "5. container on network %s against --allow %s: %s", other, ipam[0].Subnet, strings.TrimSpace(out))
 
 	// 6. Teardown happens in t.Cleanup, also when a step fails.
-	step(t, "6. tearing down containers, networks %s and %s, image %s", id, other, id)
+	step(t, "6. tearing down the compose project, network %s, image %s", other, id)
 }
