@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	tdxclient "github.com/google/go-tdx-guest/client"
 	tdxabi "github.com/google/go-tdx-guest/client/linuxabi"
@@ -184,9 +185,27 @@ func TestQGSFailures(t *testing.T) {
 		}
 		ln.Close()
 	}
+	// A QGS that accepts and never answers: each request times out and
+	// is made again, then the QGS is named.
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "qgs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked.Store(0)
+	fakeQGS(t, ln, func(conn net.Conn, _ []byte) bool { asked.Add(1); time.Sleep(time.Second); return true })
+	o := qgsOptions(t, ln, &fakeTDXDevice{})
+	o.QGS.Timeout = 50 * time.Millisecond
+	slow, err := attest.New(context.Background(), attest.TDX, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := slow.Quote(context.Background(), [64]byte{}); err == nil || !strings.Contains(err.Error(), "tried 4 times") || !strings.Contains(err.Error(), "Quote Generation Service") || asked.Load() != 4 {
+		t.Errorf("slow QGS: %v after %d requests", err, asked.Load())
+	}
+	ln.Close()
 	// Nobody listening: retried, then the QGS is named.
 	dir := t.TempDir()
-	o := qgsOptions(t, nil, &fakeTDXDevice{})
+	o = qgsOptions(t, nil, &fakeTDXDevice{})
 	o.QGS.Dial = func(ctx context.Context) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(dir, "none"))
 	}
