@@ -7,6 +7,7 @@ package validate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -480,12 +481,9 @@ func (p *Policy) CheckTDX(q *TDXQuote) error {
 	if t.MinTeeTCBSVN != nil && !svnAtLeast(q.TeeTCBSVN, t.MinTeeTCBSVN) {
 		c.fail("min_tee_tcb_svn", "tee_tcb_svn %x is below the minimum %x in at least one component", q.TeeTCBSVN, []byte(t.MinTeeTCBSVN))
 	}
-	var attrs uint64
-	for i, b := range q.TDAttributes {
-		if i < 8 {
-			attrs |= uint64(b) << (8 * i)
-		}
-	}
+	var a [8]byte
+	copy(a[:], q.TDAttributes) // little-endian, 8 bytes
+	attrs := binary.LittleEndian.Uint64(a[:])
 	c.hygiene(RuleDebug, t.Relax, attrs&tdAttrDebug != 0, "the TD is debuggable (TD_ATTRIBUTES %x): the host can read its memory", q.TDAttributes)
 	c.hygiene(RuleReservedAttributes, t.Relax, attrs&^tdAttrKnown != 0, "TD_ATTRIBUTES %x sets bits other than DEBUG, SEPT_VE_DISABLE, PKS and PERFMON", q.TDAttributes)
 	c.hygiene(RuleSEPTVEDisable, t.Relax, attrs&tdAttrSEPTVEDisable == 0, "SEPT_VE_DISABLE (TD_ATTRIBUTES bit 28) is clear: the host can inject #VE through secure EPT")

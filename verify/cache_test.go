@@ -2,12 +2,15 @@ package verify_test
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
@@ -68,14 +71,33 @@ func TestVerdictCache(t *testing.T) {
 	check("nothing pinned", o, msg, false, 2, 6, 4)
 	// Before the verdict was made: not reused.
 	check("an earlier time", opts(now.Add(-time.Minute)), msg, true, 2, 7, 4)
+	// Two policies that pin different workloads never share a verdict: the
+	// one that does not match the quote fails after the one that does.
+	raw, _, _ := quote.Decode(q)
+	_, fields, _ := quote.Parse(raw)
+	mrtd := func(v string) *validate.Policy {
+		b, _ := hex.DecodeString(v)
+		return &validate.Policy{TDX: &validate.TDXPolicy{MRTD: []validate.Hex{b}}}
+	}
+	o = opts(now)
+	o.Offline, o.Collateral, o.AnyWorkload = true, nil, false
+	o.Policy = mrtd(fields["mr_td"].(string))
+	if res, err := verify.Verify(context.Background(), q, msg, sig, o); err != nil || !res.Valid {
+		t.Fatalf("pinned to its own MRTD: %v %+v", err, res)
+	}
+	o.Policy = mrtd(strings.Repeat("00", 48))
+	if res, err := verify.Verify(context.Background(), q, msg, sig, o); err != nil || res.Valid {
+		t.Fatalf("pinned to another MRTD after a verdict for its own: %v valid=%v", err, res.Valid)
+	}
+	h0, m0 := cache.Stats()
 	// Offline verdicts last until a certificate expires.
 	o = opts(now)
 	o.Offline, o.Collateral = true, nil
-	check("offline", o, msg, true, 2, 8, 0)
+	check("offline", o, msg, true, h0, m0+1, 0)
 	o.Now = now.Add(24 * time.Hour)
-	check("offline, later", o, msg, true, 3, 8, 0)
+	check("offline, later", o, msg, true, h0+1, m0+1, 0)
 	o.Now = now.Add(100 * 365 * 24 * time.Hour)
-	check("offline, past the certificates", o, msg, false, 3, 9, 0)
+	check("offline, past the certificates", o, msg, false, h0+1, m0+2, 0)
 }
 
 // Verifications of one quote at the same time check it once: the others

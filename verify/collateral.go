@@ -131,12 +131,10 @@ func newFetcher(ctx context.Context, src *CollateralSource, now time.Time) *fetc
 	if s.Timeout <= 0 {
 		s.Timeout = 10 * time.Second
 	}
-	switch {
-	case s.Retries == 0:
+	if s.Retries == 0 {
 		s.Retries = 3
-	case s.Retries < 0:
-		s.Retries = 0
 	}
+	s.Retries = max(s.Retries, 0) // negative: no retries
 	if s.Backoff <= 0 {
 		s.Backoff = time.Second
 	}
@@ -299,8 +297,8 @@ func (f *fetcher) fetch(ctx context.Context, u string) (map[string][]string, []b
 		if !retry {
 			break
 		}
-		if ra, ok := retryAfter(header); ok && ra > delay {
-			delay = ra
+		if ra, ok := retryAfter(header); ok {
+			delay = max(delay, ra) // the service's wait, if longer
 		}
 	}
 	return nil, nil, fmt.Errorf("fetch collateral %s: %w", u, last)

@@ -333,3 +333,42 @@ func TestForgedReportFloodFetchesOncePerURL(t *testing.T) {
 		}
 	}
 }
+
+// A quote that is not authentic (a flipped byte, or no trusted root) gets
+// tcb_status "skipped" and costs no collateral request: a flood of forged
+// quotes cannot make the verifier fetch.
+func TestInauthenticQuoteFetchesNoCollateral(t *testing.T) {
+	dir, q, msg, sig := simTDXQuote(t)
+	roots := trusted(t, filepath.Join(dir, simtee.TDXRootFile))
+	pcs, err := simtee.NewPCS(dir, simtee.PCSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &counting{h: pcs}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	raw, _, _ := quote.Decode(q)
+	forged := append([]byte(nil), raw...)
+	forged[48+136] ^= 1 // MRTD
+	for name, c := range map[string]struct {
+		q     []byte
+		roots []*x509.Certificate
+		check string
+	}{
+		"flipped MRTD byte": {forged, roots, "quote_signature"},
+		"untrusted root":    {raw, nil, "cert_chain"},
+	} {
+		res, err := verify.Verify(context.Background(), c.q, msg, sig, verify.Options{KeyType: "ed25519", TrustedCerts: c.roots, AnyWorkload: true,
+			Collateral: &verify.CollateralSource{PCCSURL: ts.URL, Retries: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := byName(res, "tcb_status")
+		if c.check == "cert_chain" && status(res)["quote_signature"] != "pass" {
+			t.Fatalf("%s: a genuine quote under an untrusted root fails quote_signature: %+v", name, res.Checks)
+		}
+		if res.Valid || status(res)[c.check] != "fail" || tc.Status != "skipped" || tc.Reason != "the quote is not authentic" || srv.n.Load() != 0 {
+			t.Fatalf("%s: valid %v, %s %s, tcb_status %+v, %d collateral requests", name, res.Valid, c.check, status(res)[c.check], tc, srv.n.Load())
+		}
+	}
+}

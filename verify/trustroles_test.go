@@ -70,14 +70,17 @@ func TestSNPTrustRoles(t *testing.T) {
 		t.Fatalf("certificates by role: %v %+v", err, res)
 	}
 	// The wrong role, or a certificate that fits none, is an error.
-	for name, o := range map[string]verify.Options{
-		"ASK given as VCEK":   {AMD: verify.AMDCerts{ARK: ark, ASK: ask, VCEK: ask}},
-		"VCEK given as ARK":   {AMD: verify.AMDCerts{ARK: vcek, ASK: ask}},
-		"ARK given as ASK":    {AMD: verify.AMDCerts{ASK: ark}},
-		"ASK without its ARK": {TrustedCerts: []*x509.Certificate{ask, vcek}},
+	for name, c := range map[string]struct {
+		o    verify.Options
+		want string
+	}{
+		"ASK given as VCEK":   {verify.Options{AMD: verify.AMDCerts{ARK: ark, ASK: ask, VCEK: ask}}, "is not an VCEK or VLEK (it is ASK or ASVK)"},
+		"VCEK given as ARK":   {verify.Options{AMD: verify.AMDCerts{ARK: vcek, ASK: ask}}, "is not an ARK (it is VCEK or VLEK)"},
+		"ARK given as ASK":    {verify.Options{AMD: verify.AMDCerts{ASK: ark}}, "is not an ASK or ASVK (it is ARK)"},
+		"ASK without its ARK": {verify.Options{TrustedCerts: []*x509.Certificate{ask, vcek}}, ""},
 	} {
-		if _, err := verify.Verify(ctx, q, msg, sig, opts(o)); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := verify.Verify(ctx, q, msg, sig, opts(c.o)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, c.want)
 		}
 	}
 	// A leaf named like a VCEK but without AMD's extensions fits no role.

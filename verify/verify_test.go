@@ -264,3 +264,28 @@ func TestSNPCertTable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A key binding that fails on an Azure HCL report says why (Azure's
+// paravisor owns report_data); on other quotes the reason carries no note.
+func TestKeyBindingReasonNotesAzure(t *testing.T) {
+	hcl, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_azure_snp_hcl_report.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := verify.Verify(context.Background(), hcl, []byte("m"), []byte("s"), verify.Options{Offline: true, AnyWorkload: true, KeyType: "secp256k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kb := byName(res, "key_binding"); kb.Status != "fail" || !strings.Contains(kb.Reason, "Azure HCL report") {
+		t.Fatalf("Azure HCL report: %+v", kb)
+	}
+	dir, q, _, _ := simTDXQuote(t)
+	roots := trusted(t, filepath.Join(dir, simtee.TDXRootFile))
+	res, err = verify.Verify(context.Background(), q, []byte("m"), []byte("s"), verify.Options{Offline: true, AnyWorkload: true, KeyType: "secp256k1", TrustedCerts: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kb := byName(res, "key_binding"); kb.Status != "fail" || strings.Contains(kb.Reason, "Azure") || strings.HasSuffix(kb.Reason, "()") {
+		t.Fatalf("an ed25519 quote read as secp256k1: %+v", kb)
+	}
+}

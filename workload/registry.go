@@ -92,7 +92,7 @@ func ParseTDX(r io.Reader) ([]TDXBuild, error) {
 			return nil, fmt.Errorf("tdx.csv: %w", err)
 		}
 		get := func(c string) string {
-			if i, ok := col[c]; ok && i < len(rec) {
+			if i, ok := col[c]; ok { // csv.Reader gives every record the header's length
 				return strings.ToLower(strings.TrimSpace(rec[i]))
 			}
 			return ""

@@ -2,6 +2,8 @@ package workload_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"os"
@@ -166,5 +168,48 @@ func TestRealSecretVMDockerCheck(t *testing.T) {
 	}
 	if got := reg.CheckSNP(rep, workload.Workload{Compose: append(scompose, '\n')}); got.Status != workload.AuthenticMismatch {
 		t.Fatalf("SEV-SNP, changed compose file: %+v", got)
+	}
+}
+
+// RTMR3 is replayed from SHA-256(compose) and rootfs_data, and the
+// docker-files digest when (and only when) one is given, each entry
+// zero-padded to 48 bytes.
+func TestReplayRTMR3Log(t *testing.T) {
+	extend := func(rtmr, entry []byte) []byte {
+		e := make([]byte, 48)
+		copy(e, entry)
+		h := sha512.Sum384(append(append([]byte(nil), rtmr...), e...))
+		return h[:]
+	}
+	compose, rootfs, docker := []byte("services: {}\n"), bytes.Repeat([]byte{7}, 48), bytes.Repeat([]byte{9}, 32)
+	c := sha256.Sum256(compose)
+	two := extend(extend(make([]byte, 48), c[:]), rootfs)
+	if got := workload.ReplayRTMR3(compose, rootfs, nil); !bytes.Equal(got, two) {
+		t.Fatalf("without docker files: %x, want %x", got, two)
+	}
+	if got := workload.ReplayRTMR3(compose, rootfs, docker); !bytes.Equal(got, extend(two, docker)) {
+		t.Fatalf("with docker files: %x", got)
+	}
+}
+
+// A registry reports which TEEs it has builds for; a bad tdx.csv row is
+// named by its line.
+func TestRegistryEmptyAndLineNumbers(t *testing.T) {
+	r := &workload.Registry{TDX: simtee.Registry("").TDX}
+	if r.Empty("tdx") || !r.Empty("sev-snp") {
+		t.Fatalf("a TDX-only registry: empty tdx %v, empty sev-snp %v", r.Empty("tdx"), r.Empty("sev-snp"))
+	}
+	r = &workload.Registry{SNP: simtee.Registry("").SNP}
+	if !r.Empty("tdx") || r.Empty("sev-snp") {
+		t.Fatalf("an SEV-SNP-only registry: empty tdx %v, empty sev-snp %v", r.Empty("tdx"), r.Empty("sev-snp"))
+	}
+	tdx, _, err := simtee.Registry("").Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(tdx)), "\n")
+	bad := strings.Join([]string{lines[0], lines[1], strings.Replace(lines[1], ",", ",x", 4)}, "\n")
+	if _, err := workload.ParseTDX(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "tdx.csv line 3:") {
+		t.Fatalf("bad third line: %v", err)
 	}
 }

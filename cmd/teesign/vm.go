@@ -17,6 +17,7 @@ import (
 	"github.com/teesign/teesign/internal/attest"
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/provision"
+	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/signer"
 )
 
@@ -69,8 +70,22 @@ func (f *vmFlags) provision(ctx context.Context, log *slog.Logger) (*provision.R
 		Attest: attest.Options{QGS: attest.QGSOptions{CID: f.qgsCID, Port: f.qgsPort}, VMPL: f.vmpl}})
 }
 
-func printFiles(w io.Writer, res *provision.Result) {
+func printFiles(w io.Writer, res *provision.Result, lifetime string) {
 	fmt.Fprintf(w, "teesign: TEE %s (simulated: %v), state %s, keys sealed: %v\n", res.Provider.Name(), res.Provider.Simulated(), res.Store.Dir(), res.Sealed)
+	switch {
+	case lifetime == provision.LifetimeBoot:
+		fmt.Fprintln(w, "teesign: keys live in memory only (--key-lifetime boot): new at every start, never written")
+	case !res.Sealed:
+		fmt.Fprintln(w, "teesign: this TEE has no sealing key: the encrypted disk alone protects the private keys at rest")
+	}
+	for _, alg := range keys.Algs() {
+		if ev := res.Identities[alg].Evidence; ev != nil && ev.Kind == quote.SEVSNP {
+			if _, f, err := quote.Parse(ev.Raw); err == nil {
+				fmt.Fprintf(w, "teesign: SEV-SNP reports at VMPL %v (pin it with the policy's vmpl)\n", f["vmpl"])
+			}
+			break
+		}
+	}
 	fmt.Fprintf(w, "teesign: workload %s\n", res.Workload)
 	if res.Retired != "" {
 		fmt.Fprintf(w, "teesign: the previous keys were retired to %s\n", res.Retired)
@@ -111,7 +126,7 @@ func newProvisionCmd() *cobra.Command {
 				return err
 			}
 			defer res.Close()
-			printFiles(cmd.OutOrStdout(), res)
+			printFiles(cmd.OutOrStdout(), res, f.keyLifetime)
 			return nil
 		},
 	}
@@ -154,7 +169,7 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			defer res.Close()
-			printFiles(cmd.OutOrStdout(), res)
+			printFiles(cmd.OutOrStdout(), res, f.keyLifetime)
 			h, err := signer.New(signer.Config{Identities: res.Identities, TEE: res.Provider.Name(), Allow: prefixes, Refresh: refresh, HeldBytes: heldBytes, Logger: log})
 			if err != nil {
 				return err

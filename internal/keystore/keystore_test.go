@@ -2,6 +2,7 @@ package keystore_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -308,6 +309,19 @@ func TestRetire(t *testing.T) {
 	}
 	if orphans := s.Orphans(); len(orphans) != 0 {
 		t.Fatalf("left behind: %v", orphans)
+	}
+	// retired.json names the old identity and its public keys beside the
+	// new identity and the reason.
+	data, err := os.ReadFile(filepath.Join(hist, "retired.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ret keystore.Retirement
+	if err := json.Unmarshal(data, &ret); err != nil {
+		t.Fatal(err)
+	}
+	if ret.Old == nil || !ret.Old.Equal(id) || !ret.New.Equal(now) || ret.Reason != "test" || len(ret.PublicKeys) != 2 || ret.PublicKeys[keys.Ed25519] != rec.PublicKeys[keys.Ed25519] {
+		t.Fatalf("retired.json: %s", data)
 	}
 	// The state directory, history included, still passes its own checks.
 	s.Close()

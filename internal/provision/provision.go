@@ -202,9 +202,6 @@ func run(ctx context.Context, o Options, proj *compose.Project, store *keystore.
 	var priv map[keys.Alg]*keys.PrivateKey
 	if o.KeyLifetime == LifetimeBoot {
 		priv, err = k.fresh(ctx)
-		if err == nil {
-			log.Info("keys live in memory only (--key-lifetime boot): new at every start, never written")
-		}
 	} else {
 		priv, err = k.persistent(ctx, o.KeepKeysAcrossUpdates)
 	}
@@ -228,11 +225,7 @@ func run(ctx context.Context, o Options, proj *compose.Project, store *keystore.
 			}
 		}
 		rd := priv[alg].Public().ReportData()
-		attrs := []any{"key_type", alg, "tee", prov.Name(), "report_data", hex.EncodeToString(rd[:])}
-		if _, f, err := quote.Parse(ev.Raw); err == nil && ev.Kind == quote.SEVSNP {
-			attrs = append(attrs, "vmpl", f["vmpl"]) // pin it with the policy's vmpl
-		}
-		log.Info("attested public key", attrs...)
+		log.Info("attested public key", "key_type", alg, "tee", prov.Name(), "report_data", hex.EncodeToString(rd[:]))
 	}
 	// Every start writes every algorithm's public key and quote into the
 	// crypto directory, as SecretVM does, then whatever else a mount names.
@@ -396,15 +389,12 @@ func (k *keyring) persistent(ctx context.Context, keep bool) (map[keys.Alg]*keys
 	if err != nil {
 		return nil, err
 	}
-	if sealer == nil {
-		k.log.Info("this TEE has no sealing key: private keys at rest are protected by the encrypted disk only", "tee", k.prov.Name())
-	}
 	if _, err := k.store.Create(k.id, priv, sealer); err != nil {
 		return nil, err
 	}
 	k.sealed = sealer != nil
 	for _, alg := range keys.Algs() {
-		k.log.Info("created key pair", "key_type", alg, "sealed", sealer != nil)
+		k.log.Info("created key pair", "key_type", alg)
 	}
 	return priv, nil
 }

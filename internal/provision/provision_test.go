@@ -11,6 +11,7 @@ import (
 
 	"github.com/teesign/teesign/internal/compose"
 	"github.com/teesign/teesign/internal/keys"
+	"github.com/teesign/teesign/internal/keystore"
 	"github.com/teesign/teesign/internal/provision"
 	"github.com/teesign/teesign/internal/quote"
 )
@@ -209,5 +210,30 @@ services:
 	}
 	if !strings.Contains(logs.String(), "PRIVATE key") {
 		t.Fatalf("no warning for a mounted private key:\n%s", logs.String())
+	}
+}
+
+// Persistent keys keep their last quotes in the state directory; a mount
+// that cannot be written is reported with the service that mounts it.
+func TestQuotesKeptAndMountErrorsNamed(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "docker-compose.yaml")
+	os.WriteFile(f, []byte("services:\n  signer-app:\n    image: alpine\n    volumes:\n      - ./blocked/crypto/docker_public_key_ed25519.pem:/k.pem\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "blocked"), []byte("a file, not a directory"), 0o644)
+	state := filepath.Join(dir, "state")
+	_, err := provision.Run(context.Background(), provision.Options{ComposeFiles: []string{f}, StateDir: state, TEE: "sim-tdx", CryptoDir: filepath.Join(dir, "crypto")})
+	if err == nil || !strings.Contains(err.Error(), `service "signer-app" mount`) {
+		t.Fatalf("unwritable mount: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "blocked"))
+	res, err := provision.Run(context.Background(), provision.Options{ComposeFiles: []string{f}, StateDir: state, TEE: "sim-tdx", CryptoDir: filepath.Join(dir, "crypto")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	for _, alg := range keys.Algs() {
+		if _, err := os.Stat(filepath.Join(state, keystore.QuoteFile(alg))); err != nil {
+			t.Errorf("persistent keys: the %s quote is not kept: %v", alg, err)
+		}
 	}
 }

@@ -19,7 +19,10 @@ const (
 // stateStorage tells whether dir is on a RAM file system, on a disk
 // encrypted inside the VM (dm-crypt below its block device, as LUKS or
 // SecretVM's encrypted volume), or on neither.
-func stateStorage(dir string) (string, error) {
+func stateStorage(dir string) (string, error) { return storageOf(dir, "/sys") }
+
+// storageOf is stateStorage reading sysfs at sys.
+func storageOf(dir, sys string) (string, error) {
 	var fs unix.Statfs_t
 	if err := unix.Statfs(dir, &fs); err != nil {
 		return "", fmt.Errorf("statfs %s: %w", dir, err)
@@ -31,17 +34,18 @@ func stateStorage(dir string) (string, error) {
 	if err := unix.Stat(dir, &st); err != nil {
 		return "", fmt.Errorf("stat %s: %w", dir, err)
 	}
-	dev := fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
-	if encrypted(dev, 0) {
+	dev := filepath.Join(sys, "dev", "block", fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if encrypted(sys, dev, 0) {
 		return storageEncrypted, nil
 	}
 	return storagePlain, nil
 }
 
 // encrypted reports whether the block device at sysfs path dev is a
-// dm-crypt device or sits on one (through LVM, RAID or partitions).
-func encrypted(dev string, depth int) bool {
-	if depth > 8 {
+// dm-crypt device or sits on one (through LVM, RAID or partitions), at
+// most 8 devices down.
+func encrypted(sys, dev string, depth int) bool {
+	if depth == 8 {
 		return false
 	}
 	if uuid, err := os.ReadFile(filepath.Join(dev, "dm", "uuid")); err == nil && strings.HasPrefix(string(uuid), "CRYPT-") {
@@ -49,13 +53,13 @@ func encrypted(dev string, depth int) bool {
 	}
 	// A partition's disk is its parent directory in sysfs.
 	if _, err := os.Stat(filepath.Join(dev, "partition")); err == nil {
-		if real, err := filepath.EvalSymlinks(dev); err == nil && encrypted(filepath.Dir(real), depth+1) {
+		if real, err := filepath.EvalSymlinks(dev); err == nil && encrypted(sys, filepath.Dir(real), depth+1) {
 			return true
 		}
 	}
 	slaves, _ := os.ReadDir(filepath.Join(dev, "slaves"))
 	for _, s := range slaves {
-		if encrypted(filepath.Join("/sys/class/block", s.Name()), depth+1) {
+		if encrypted(sys, filepath.Join(sys, "class", "block", s.Name()), depth+1) {
 			return true
 		}
 	}

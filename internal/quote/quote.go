@@ -289,7 +289,7 @@ func parseTDX(raw []byte) (Fields, error) {
 		"debug":           TDXDebug(b.TdAttributes),
 	}
 	if q5, ok := q.(*tdxpb.QuoteV5); ok {
-		if b5 := q5.GetTdQuoteBodyDescriptor().GetTdQuoteBodyV5(); b5 != nil && len(b5.GetMrServiceTd()) > 0 {
+		if b5 := q5.GetTdQuoteBodyDescriptor().GetTdQuoteBodyV5(); b5 != nil { // a TDX 1.5 body, not a 1.0 body in a v5 quote
 			f["mr_servicetd"] = h(b5.GetMrServiceTd()) // TDX 1.5
 			f["tee_tcb_svn2"] = h(b5.GetTeeTcbSvn2())
 		}
