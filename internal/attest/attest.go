@@ -177,7 +177,7 @@ func detect(ctx context.Context, o Options) (Provider, error) {
 	if azure(o) {
 		return nil, errors.New("--tee auto: this is a Microsoft Azure VM with no TEE device teesign can use. On an Azure confidential VM the paravisor, " +
 			"not the guest, writes the hardware report's report_data (it binds the vTPM's runtime claims there), so teesign cannot bind its keys into a quote; " +
-			"binding through the vTPM's runtime claims is not supported yet. teesign does not run a simulator in its place")
+			"binding through the vTPM's runtime claims is not supported yet. teesign does not run a simulator in its place: to run without TEE hardware, name one (--tee sim-tdx or --tee sim-sev-snp)")
 	}
 	return nil, errors.New("--tee auto found no TEE: no configfs-tsm provider (tdx_guest or sev_guest under /sys/kernel/config/tsm/report), no TDX guest device (/dev/tdx_guest, /dev/tdx-guest) and no /dev/sev-guest. " +
 		"On a TDX or SEV-SNP guest, mount configfs (mount -t configfs none /sys/kernel/config) and run as root, or name the TEE (--tee tdx, --tee sev-snp). " +
