@@ -211,10 +211,7 @@ func (p *sevDeviceProvider) Quote(ctx context.Context, reportData [64]byte) (*qu
 	}
 	d, err := p.open()
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("sev-snp: open %s: permission denied (run as root): %w", p.path, err)
-		}
-		return nil, fmt.Errorf("sev-snp: open %s: %w", p.path, err)
+		return nil, openError("sev-snp", p.path, err)
 	}
 	defer d.Close()
 	var raw, certs []byte
@@ -230,4 +227,12 @@ func (p *sevDeviceProvider) Quote(ctx context.Context, reportData [64]byte) (*qu
 		return nil, fmt.Errorf("sev-snp: get extended report at VMPL %d: %w", p.vmpl, err)
 	}
 	return checkHardwareQuote(quote.SEVSNP, raw, certs, reportData)
+}
+
+// openError explains a TEE device that could not be opened.
+func openError(tee, path string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%s: open %s: permission denied (run as root): %w", tee, path, err)
+	}
+	return fmt.Errorf("%s: open %s: %w", tee, path, err)
 }

@@ -156,10 +156,7 @@ func (p *qgsProvider) Quote(ctx context.Context, reportData [64]byte) (*quote.Ev
 func (p *qgsProvider) tdReport(reportData [64]byte) ([]byte, error) {
 	d, err := p.open()
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("tdx: open %s: permission denied (run as root): %w", p.device, err)
-		}
-		return nil, fmt.Errorf("tdx: open %s: %w", p.device, err)
+		return nil, openError("tdx", p.device, err)
 	}
 	defer d.Close()
 	req := tdxabi.TdxReportReq{ReportData: reportData}

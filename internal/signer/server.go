@@ -249,9 +249,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 	cancel()
 	if err != nil {
-		s.metrics.errors.WithLabelValues("503").Inc()
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "busy: too many request bytes in flight, retry")
+		s.busy(w)
 		return
 	}
 	defer s.held.Release(want)
@@ -298,9 +296,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 		err := s.held.Acquire(wctx, extra)
 		cancel()
 		if err != nil {
-			s.metrics.errors.WithLabelValues("503").Inc()
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "busy: too many request bytes in flight, retry")
+			s.busy(w)
 			return
 		}
 		defer s.held.Release(extra)
@@ -418,6 +414,13 @@ func (s *Server) logSign(req *signRequest) {
 		return
 	}
 	s.log.Debug("signed", "key_type", req.keyType)
+}
+
+// busy answers a request that could not reserve its bytes in time.
+func (s *Server) busy(w http.ResponseWriter) {
+	s.metrics.errors.WithLabelValues("503").Inc()
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "busy: too many request bytes in flight, retry")
 }
 
 func (s *Server) tooLarge(w http.ResponseWriter) {
