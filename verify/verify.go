@@ -322,9 +322,9 @@ func verifyQuote(ctx context.Context, quoteText []byte, o *Options) (*run, *keys
 	}
 	r := &run{res: &Result{KeyType: string(alg)}}
 	raw, kind, err := quote.Decode(quoteText)
-	var fields quote.Fields
+	var parsed *quote.Parsed
 	if err == nil {
-		_, fields, err = quote.Parse(raw)
+		parsed, err = quote.ParseAll(raw)
 	}
 	if err != nil {
 		r.add(CheckQuoteSignature, Fail, "cannot read the quote: "+err.Error())
@@ -339,6 +339,7 @@ func verifyQuote(ctx context.Context, quoteText []byte, o *Options) (*run, *keys
 		return r, nil, nil
 	}
 	r.res.TEE = string(kind)
+	fields := parsed.Fields
 	r.res.Measurements = fields
 	if o.Workload != nil && o.Workload.Registry.Empty(string(kind)) {
 		return nil, nil, fmt.Errorf("%s has no %s build: pass SecretVM's registry files with --registry DIR (workload.Load)", o.Workload.Registry.Source, kind)
@@ -369,9 +370,9 @@ func verifyQuote(ctx context.Context, quoteText []byte, o *Options) (*run, *keys
 	}
 	var ev evidence
 	if kind == quote.TDX {
-		ev = checkTDX(ctx, raw, *o, trusted, f)
+		ev = checkTDX(ctx, parsed.TDX, *o, trusted, f)
 	} else {
-		ev = checkSNP(ctx, raw, *o, trusted, f)
+		ev = checkSNP(ctx, raw, parsed.SNP, *o, trusted, f)
 	}
 	if ev.sigErr != nil {
 		r.add(CheckQuoteSignature, Fail, ev.sigErr.Error())
@@ -555,17 +556,28 @@ type tcbOutcome struct {
 // root) and the quote signatures (quote by the attestation key, QE report
 // by the PCK key, QE report data binding the attestation key), the latter
 // against the quote's own root; then the collateral and the policy.
-func checkTDX(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetcher) (ev evidence) {
-	q, err := quote.ParseTDX(raw)
-	if err != nil {
-		ev.chainErr, ev.sigErr, ev.policyErr = err, err, err
-		return ev
-	}
+func checkTDX(ctx context.Context, q any, o Options, t *trustSet, f *fetcher) (ev evidence) {
 	tq, err := validate.TDXQuoteOf(q)
 	if err != nil {
 		ev.policyErr = err
 	} else {
 		ev.policyErr = o.Policy.CheckTDX(tq)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(intelRoot())
+	for _, c := range t.intelRoots {
+		pool.AddCert(c)
+	}
+	now := &tdxverify.TimeSet{PckCertChain: o.Now, TcbInfo: o.Now, QeIdentity: o.Now, PckCrl: o.Now, RootCaCrl: o.Now}
+	// One pass checks the chain to a trusted root and every signature. Only
+	// when it fails are the two told apart: the chain against the trusted
+	// roots, the signatures against the quote's own root. The chain is
+	// read again here (the library keeps its copy) only when something
+	// needs it: a failure to explain, collateral to fetch, a verdict to
+	// keep.
+	passed := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: pool, Now: now})
+	if passed == nil && f == nil && o.Cache == nil {
+		return ev
 	}
 	chain, err := tdxverify.ExtractChainFromQuote(q)
 	if err != nil {
@@ -573,17 +585,8 @@ func checkTDX(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetche
 		ev.chainErr, ev.sigErr = err, err
 		return ev
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(intelRoot())
-	for _, c := range t.intelRoots {
-		pool.AddCert(c)
-	}
 	ev.certs = certSpan(chain.PCKCertificate, chain.IntermediateCertificate, chain.RootCertificate)
-	now := &tdxverify.TimeSet{PckCertChain: o.Now, TcbInfo: o.Now, QeIdentity: o.Now, PckCrl: o.Now, RootCaCrl: o.Now}
-	// One pass checks the chain to a trusted root and every signature. Only
-	// when it fails are the two told apart: the chain against the trusted
-	// roots, the signatures against the quote's own root.
-	if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: pool, Now: now}); err != nil {
+	if passed != nil {
 		inter := x509.NewCertPool()
 		inter.AddCert(chain.IntermediateCertificate)
 		if _, err := chain.PCKCertificate.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: o.Now}); err != nil {
@@ -596,7 +599,7 @@ func checkTDX(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetche
 		}
 		if ev.chainErr == nil && ev.sigErr == nil {
 			// The pieces pass where the whole did not: report the whole.
-			ev.sigErr = err
+			ev.sigErr = passed
 		}
 	}
 	if f != nil && ev.chainErr == nil && ev.sigErr == nil {
@@ -605,12 +608,7 @@ func checkTDX(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetche
 	return ev
 }
 
-func checkSNP(ctx context.Context, raw []byte, o Options, t *trustSet, f *fetcher) (ev evidence) {
-	report, err := quote.ParseSNP(raw)
-	if err != nil {
-		ev.chainErr, ev.sigErr, ev.policyErr = err, err, err
-		return ev
-	}
+func checkSNP(ctx context.Context, raw []byte, report *spb.Report, o Options, t *trustSet, f *fetcher) (ev evidence) {
 	ev.policyErr = o.Policy.CheckSNP(validate.SNPReportOf(report))
 	fail := func(err error) evidence {
 		ev.chainErr, ev.sigErr = err, err

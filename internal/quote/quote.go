@@ -183,16 +183,47 @@ type Fields map[string]any
 
 // Parse checks the quote's structure and returns its fields.
 func Parse(raw []byte) (Kind, Fields, error) {
-	k, err := Detect(raw)
+	p, err := ParseAll(raw)
 	if err != nil {
 		return "", nil, err
 	}
-	if k == SEVSNP {
-		f, err := parseSNP(raw)
-		return k, f, err
+	return p.Kind, p.Fields, nil
+}
+
+// Parsed is a structurally valid quote read once: its kind, its fields,
+// and the library's decoding of it for the checks that need one.
+type Parsed struct {
+	Kind   Kind
+	Fields Fields
+	// TDX is go-tdx-guest's decoding of a TDX quote (*tdxpb.QuoteV4 or
+	// *tdxpb.QuoteV5); nil for SEV-SNP.
+	TDX any
+	// SNP is go-sev-guest's decoding of a SEV-SNP report; nil for TDX.
+	SNP *sevpb.Report
+}
+
+// ParseAll reads a raw quote or report as Parse does, keeping the
+// library's decoding too.
+func ParseAll(raw []byte) (*Parsed, error) {
+	k, err := Detect(raw)
+	if err != nil {
+		return nil, err
 	}
-	f, err := parseTDX(raw)
-	return k, f, err
+	p := &Parsed{Kind: k}
+	if k == SEVSNP {
+		if p.SNP, err = ParseSNP(raw); err != nil {
+			return nil, fmt.Errorf("SEV-SNP report: %w", err)
+		}
+		p.Fields = snpFields(p.SNP)
+		return p, nil
+	}
+	if p.TDX, err = ParseTDX(raw); err != nil {
+		return nil, fmt.Errorf("TDX quote: %w", err)
+	}
+	if p.Fields, err = tdxFields(raw, p.TDX); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // ReportData returns the 64-byte report_data of a structurally valid quote.
@@ -254,11 +285,7 @@ func TDXBody(q any) *tdxpb.TDQuoteBody {
 	return nil
 }
 
-func parseTDX(raw []byte) (Fields, error) {
-	q, err := ParseTDX(raw)
-	if err != nil {
-		return nil, fmt.Errorf("TDX quote: %w", err)
-	}
+func tdxFields(raw []byte, q any) (Fields, error) {
 	if err := tdxabi.CheckQuote(q); err != nil {
 		return nil, fmt.Errorf("TDX quote: %w", err)
 	}
@@ -303,11 +330,7 @@ func TDXDebug(tdAttributes []byte) bool { return len(tdAttributes) > 0 && tdAttr
 // SNPDebugBit is bit 19 of a SEV-SNP guest policy: debugging allowed.
 const SNPDebugBit = 1 << 19
 
-func parseSNP(raw []byte) (Fields, error) {
-	r, err := ParseSNP(raw)
-	if err != nil {
-		return nil, fmt.Errorf("SEV-SNP report: %w", err)
-	}
+func snpFields(r *sevpb.Report) Fields {
 	h := hex.EncodeToString
 	return Fields{
 		"version":       int(r.GetVersion()),
@@ -329,5 +352,5 @@ func parseSNP(raw []byte) (Fields, error) {
 		"platform_info": fmt.Sprintf("%016x", r.GetPlatformInfo()),
 		"signer_info":   fmt.Sprintf("%08x", r.GetSignerInfo()),
 		"debug":         r.GetPolicy()&SNPDebugBit != 0,
-	}, nil
+	}
 }

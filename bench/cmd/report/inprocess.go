@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	tdxverify "github.com/google/go-tdx-guest/verify"
 	"github.com/teesign/teesign/internal/keys"
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/simtee"
@@ -43,13 +44,40 @@ func inProcess(mode string) float64 {
 			}
 			i++
 		}
-	case strings.HasPrefix(mode, "batchverify-"):
+	case strings.HasPrefix(mode, "batchverify-"), strings.HasPrefix(mode, "cachedverify-"):
+		// batchverify: each call checks the quote, as on first sight;
+		// cachedverify: the quote's verdict is kept between calls, as
+		// `teesign verify --bundle DIR` and the verifier service keep it.
 		q, items, roots := simQuote(alg, msgs)
 		per = len(items)
+		o := verify.Options{KeyType: string(alg), TrustedCerts: roots, Offline: true, AnyWorkload: true}
+		if strings.HasPrefix(mode, "cachedverify-") {
+			o.Cache = verify.NewVerdictCache(0)
+		}
 		op = func() {
-			rs, err := verify.VerifyBatch(context.Background(), q, items, verify.Options{KeyType: string(alg), TrustedCerts: roots, Offline: true, AnyWorkload: true})
+			rs, err := verify.VerifyBatch(context.Background(), q, items, o)
 			if err != nil || !rs[len(rs)-1].Valid {
 				panic(fmt.Sprint("batch does not verify: ", err))
+			}
+		}
+	case mode == "libquote":
+		// go-tdx-guest's offline check of the quote alone (chain and
+		// signatures): the part of a first-sight verification no caller
+		// of the library can avoid.
+		q, _, roots := simQuote(keys.Ed25519, msgs[:1])
+		raw, _, err := quote.Decode(q)
+		if err != nil {
+			panic(err)
+		}
+		pool := x509.NewCertPool()
+		for _, c := range roots {
+			pool.AddCert(c)
+		}
+		op = func() {
+			now := time.Now()
+			ts := &tdxverify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now}
+			if err := tdxverify.RawTdxQuote(raw, &tdxverify.Options{TrustedRoots: pool, Now: ts}); err != nil {
+				panic(fmt.Sprint("quote does not verify: ", err))
 			}
 		}
 	case mode == "verify-sample":

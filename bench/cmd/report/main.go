@@ -24,7 +24,7 @@ var (
 	out       = flag.String("out", "bench/RESULTS.md", "report file")
 	repeats   = flag.Int("repeats", 5, "repeats of every measurement")
 	dur       = flag.Duration("duration", 4*time.Second, "duration of each load run")
-	mode      = flag.String("mode", "", "internal: limit-<alg>, rawverify-<alg>, batchverify-<alg>, verify-sample, openloop")
+	mode      = flag.String("mode", "", "internal: limit-<alg>, rawverify-<alg>, batchverify-<alg>, cachedverify-<alg>, libquote, verify-sample, openloop")
 	sample    = flag.String("sample", "testdata/secretvm-sample", "SecretVM sample folder")
 	python    = flag.String("python", "python3", "python with cryptography")
 	serverCPU = flag.String("server-cpu", "0", "CPU the servers are pinned to")
@@ -133,11 +133,15 @@ func run() error {
 		py[alg] = r.mk("baseline: Python cryptography + http.server /sign "+alg, "req/s", "python3 bench/baseline/server.py; wrk -t1 -c16 -s sign-"+alg+".lua", "", nil)
 		vsPy[alg] = r.mk("teesign /sign "+alg+" ÷ Python baseline", "×", "(measured back to back, each repeat)", "≥ 4", atLeast(4))
 	}
-	raw, batchV, vsRaw := map[string]*series{}, map[string]*series{}, map[string]*series{}
+	libQuote := r.mk("go-tdx-guest's offline check of one sim-tdx quote alone (verify.RawTdxQuote), 1 core", "checks/s", "bash bench/run.sh (mode libquote)", "", nil)
+	raw, batchV, vsRaw, ceiling, cachedV, vsRawCached := map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}
 	for _, alg := range algs {
 		raw[alg] = r.mk("raw "+alg+" signature verification, 1 core", "verif/s", "bash bench/run.sh (mode rawverify-"+alg+")", "", nil)
-		batchV[alg] = r.mk("verify.VerifyBatch: 64 "+alg+" messages of one quote, offline, 1 core", "msg/s", "bash bench/run.sh (mode batchverify-"+alg+")", "", nil)
-		vsRaw[alg] = r.mk("64 messages of one quote ÷ raw verification, "+alg, "×", "(measured back to back, each repeat)", "≥ 0.80", atLeast(0.80))
+		batchV[alg] = r.mk(fmt.Sprintf("verify.VerifyBatch: %d %s messages of one quote, first sight (quote checked in the call), offline, 1 core", mix, alg), "msg/s", "bash bench/run.sh (mode batchverify-"+alg+")", "", nil)
+		vsRaw[alg] = r.mk(fmt.Sprintf("%d messages of one quote, first sight ÷ raw verification, %s", mix, alg), "×", "(measured back to back, each repeat)", "≥ 0.80", atLeast(0.80))
+		ceiling[alg] = r.mk(fmt.Sprintf("ceiling of the first-sight ratio: %d raw verifications ÷ (%d raw + go-tdx-guest's quote check), %s", mix, mix, alg), "×", "(from the two rows above, each repeat)", "", nil)
+		cachedV[alg] = r.mk(fmt.Sprintf("verify.VerifyBatch: %d %s messages of one quote, verdict cached (Options.Cache, as the CLI and verifier service run), offline, 1 core", mix, alg), "msg/s", "bash bench/run.sh (mode cachedverify-"+alg+")", "", nil)
+		vsRawCached[alg] = r.mk(fmt.Sprintf("%d messages of one quote, verdict cached ÷ raw verification, %s", mix, alg), "×", "(measured back to back, each repeat)", "≥ 0.80", atLeast(0.80))
 	}
 	full := r.mk("full offline verification of the SecretVM sample (chain, binding, signature), 1 core", "verif/s", "bash bench/run.sh (mode verify-sample)", "", nil)
 	parse := r.mk("teesign verifier: POST /dcap-tools/quote-parse, 1 core, 16 conns", "req/s", "teesign verifier serve --offline; wrk -t1 -c16 -s quote-parse.lua", "", nil)
@@ -224,6 +228,11 @@ func run() error {
 		srv.stop()
 		rs.stop()
 		ps.stop()
+		lq, err := measure("libquote")
+		if err != nil {
+			return err
+		}
+		libQuote.add(lq, 0)
 		for _, alg := range algs {
 			rv, err := measure("rawverify-" + alg)
 			if err != nil {
@@ -233,9 +242,17 @@ func run() error {
 			if err != nil {
 				return err
 			}
+			cv, err := measure("cachedverify-" + alg)
+			if err != nil {
+				return err
+			}
 			raw[alg].add(rv, 0)
 			batchV[alg].add(bv, 0)
 			vsRaw[alg].add(bv/rv, 0)
+			sigs := float64(mix) / rv
+			ceiling[alg].add(sigs/(sigs+1/lq), 0)
+			cachedV[alg].add(cv, 0)
+			vsRawCached[alg].add(cv/rv, 0)
 		}
 		v, err := measure("verify-sample")
 		if err != nil {

@@ -143,6 +143,14 @@ nothing else: teesign's /sign adds strict decoding, limits and metrics, and is m
 fraction of it. In a closed loop the latency includes the wait behind the other connections'
 requests; the fixed-rate rows say what a caller waits at that load (vegeta's latency counts from
 when it sent each request).
+
+Verifying messages of one quote costs, on first sight, one check of the quote and then one
+signature verification per message. The check of the quote is go-tdx-guest's (seven P-256
+verifications: the root's self-signature, the PCK chain twice, the QE report and the quote), and
+it bounds what a first-sight batch can reach: the "ceiling" rows. Once a quote's verdict is
+kept (Options.Cache, as "teesign verify --bundle" and "teesign verifier serve" keep it, until
+the first certificate or collateral document it relied on expires), each further message costs
+about one signature verification.
 `)
 	if old, err := os.ReadFile(*out); err == nil {
 		if i := strings.Index(string(old), "\n## "); i >= 0 {
