@@ -274,3 +274,15 @@ func FuzzParsePolicy(f *testing.F) {
 		p.CheckSNP(snpReport())
 	})
 }
+
+// Report version 2 is the first the rule accepts (the SEV-SNP ABI's
+// first released format); version 1 is refused.
+func TestReportVersionTwoIsAccepted(t *testing.T) {
+	for v, want := range map[uint32][]string{1: {validate.RuleReportVersion}, 2: nil, 3: nil, 5: nil} {
+		r := snpReport()
+		r.Version = v
+		if got := rules((*validate.Policy)(nil).CheckSNP(r)); !slices.Equal(got, want) {
+			t.Errorf("report version %d: violations %v, want %v", v, got, want)
+		}
+	}
+}

@@ -154,3 +154,53 @@ func TestPinTDX15Fields(t *testing.T) {
 		t.Fatalf("another MRSERVICETD: %+v", c)
 	}
 }
+
+// AMD's own intermediates are trusted without their ARK: the ARKs
+// go-sev-guest carries sign them. The real VLEK report verifies with its
+// VLEK and AMD's Milan ASVK alone.
+func TestAMDIntermediateWithoutItsARK(t *testing.T) {
+	report := evidence(t, "trustee_snp_vlek_report.bin")
+	vlek := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_snp_vlek.pem"))
+	var given []*x509.Certificate
+	for _, c := range trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_milan_ask_ark_asvk.pem")) {
+		if !strings.HasPrefix(c.Subject.CommonName, "ARK-") {
+			given = append(given, c)
+		}
+	}
+	o := verify.Options{Offline: true, AnyWorkload: true, Now: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), TrustedCerts: append(given, vlek...)}
+	res, err := verify.Verify(context.Background(), report, []byte("m"), []byte("s"), o)
+	if err != nil {
+		t.Fatalf("AMD's ASK and ASVK without the ARK: %v", err)
+	}
+	if status(res)["quote_signature"] != "pass" || status(res)["cert_chain"] != "pass" {
+		t.Fatalf("VLEK chain through AMD's known ARK: %+v", res.Checks)
+	}
+}
+
+// Of several VCEKs given, the one whose key signed the report is used;
+// when only one is given, it is the one checked: a report it did not sign
+// fails its signature check against it.
+func TestTheVCEKThatSignedIsUsed(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := simtee.NewSNP(dir, simtee.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	simVCEK := trusted(t, filepath.Join(dir, simtee.SNPRootFile))[2]
+	milanVCEK := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "virtee-sev_vcek_milan.pem"))[0]
+	report := evidence(t, "virtee-sev_report_milan.hex")
+	o := verify.Options{Offline: true, AnyWorkload: true, TrustedCerts: []*x509.Certificate{simVCEK, milanVCEK}}
+	res, err := verify.Verify(context.Background(), report, []byte("m"), []byte("s"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status(res)["quote_signature"] != "pass" || status(res)["cert_chain"] != "pass" {
+		t.Fatalf("the signing VCEK among two: %+v", res.Checks)
+	}
+	o.TrustedCerts = []*x509.Certificate{simVCEK}
+	if res, err = verify.Verify(context.Background(), report, []byte("m"), []byte("s"), o); err != nil {
+		t.Fatal(err)
+	}
+	if c := byName(res, "quote_signature"); c.Status != "fail" || !strings.Contains(c.Reason, "does not verify with the VCEK") {
+		t.Fatalf("a report the one VCEK given did not sign: %+v", c)
+	}
+}

@@ -132,10 +132,8 @@ func vmsaPage(eip uint32, cpuSig uint64) []byte {
 
 // cpuSig is CPUID 1 EAX for an AMD family, model and stepping.
 func cpuSig(family, model, stepping uint64) uint64 {
-	famLow, famExt := family, uint64(0)
-	if family > 0xF {
-		famLow, famExt = 0xF, family-0xF
-	}
+	famLow := min(family, 0xF) // families above 0xF carry the rest in the extended field
+	famExt := family - famLow
 	return famExt<<20 | (model>>4)<<16 | famLow<<8 | (model&0xF)<<4 | stepping
 }
 

@@ -16,6 +16,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -114,10 +115,8 @@ func (r *Registry) CheckTDX(m TDXMeasurements, w Workload) Result {
 // newer orders versions: higher first, a release before its pre-releases.
 func newer(a, b string) bool {
 	pa, pb := parseVersion(a), parseVersion(b)
-	for i := 0; i < 3; i++ {
-		if pa.num[i] != pb.num[i] {
-			return pa.num[i] > pb.num[i]
-		}
+	if c := slices.Compare(pa.num[:], pb.num[:]); c != 0 {
+		return c == 1
 	}
 	if (pa.pre == "") != (pb.pre == "") {
 		return pa.pre == ""

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,12 +79,7 @@ func RecoverEth(digest, sig []byte) (*PublicKey, error) {
 var halfOrder = mustHex("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
 
 func isHighS(s [32]byte) bool {
-	for i := range s {
-		if s[i] != halfOrder[i] {
-			return s[i] > halfOrder[i]
-		}
-	}
-	return false
+	return bytes.Compare(s[:], halfOrder) == 1
 }
 
 func mustHex(s string) []byte {

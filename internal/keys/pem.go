@@ -59,13 +59,16 @@ func (p *PublicKey) MarshalPKIX() []byte {
 	point := p.k1.SerializeUncompressed()
 	der, err := asn1.Marshal(spki{
 		Algorithm: pkix.AlgorithmIdentifier{Algorithm: oidECPublicKey, Parameters: asn1.RawValue{FullBytes: params}},
-		PublicKey: asn1.BitString{Bytes: point, BitLength: 8 * len(point)},
+		PublicKey: wholeBytes(point),
 	})
 	if err != nil {
 		panic("keys: marshal secp256k1 public key: " + err.Error())
 	}
 	return der
 }
+
+// wholeBytes is a BIT STRING of whole bytes, as key encodings use.
+func wholeBytes(b []byte) asn1.BitString { return asn1.BitString{Bytes: b, BitLength: 8 * len(b)} }
 
 // MarshalPEM returns p as a "PUBLIC KEY" PEM block.
 func (p *PublicKey) MarshalPEM() []byte {
@@ -88,7 +91,7 @@ func (k *PrivateKey) MarshalPKCS8() []byte {
 	inner, err := asn1.Marshal(ecPrivateKey{
 		Version:    1,
 		PrivateKey: scalar[:],
-		PublicKey:  asn1.BitString{Bytes: point, BitLength: 8 * len(point)},
+		PublicKey:  wholeBytes(point),
 	})
 	if err != nil {
 		panic("keys: marshal secp256k1 private key: " + err.Error())

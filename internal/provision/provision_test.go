@@ -3,6 +3,7 @@ package provision_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -235,5 +236,22 @@ func TestQuotesKeptAndMountErrorsNamed(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(state, keystore.QuoteFile(alg))); err != nil {
 			t.Errorf("persistent keys: the %s quote is not kept: %v", alg, err)
 		}
+	}
+}
+
+// A mount that passes the checks but cannot be written when the files are
+// written (here: procfs, where even root makes no directory) is reported
+// with the service that mounts it.
+func TestWriteFailureNamesTheService(t *testing.T) {
+	dir := t.TempDir()
+	src := "/proc/teesign-no-such-directory/crypto/docker_public_key_ed25519.pem"
+	if _, err := os.Lstat(filepath.Dir(src)); !errors.Is(err, os.ErrNotExist) {
+		t.Skipf("needs procfs at /proc: %v", err)
+	}
+	f := filepath.Join(dir, "docker-compose.yaml")
+	os.WriteFile(f, []byte("services:\n  signer-app:\n    image: alpine\n    volumes:\n      - "+src+":/k.pem\n"), 0o644)
+	_, err := provision.Run(context.Background(), provision.Options{ComposeFiles: []string{f}, StateDir: filepath.Join(dir, "state"), TEE: "sim-tdx", CryptoDir: filepath.Join(dir, "crypto")})
+	if err == nil || !strings.Contains(err.Error(), `service "signer-app" mount `+src) {
+		t.Fatalf("a mount that cannot be written: %v", err)
 	}
 }

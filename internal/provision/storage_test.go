@@ -84,4 +84,19 @@ func TestEncryptedDevices(t *testing.T) {
 	if encrypted(sys, filepath.Join(sys, "class/block/dm-h"), 0) {
 		t.Error("8 devices above dm-crypt: found past the depth bound")
 	}
+	// The same bound holds going up from partitions to their disk.
+	p := dev("devices/dm-9", "CRYPT-LUKS2-nested")
+	var parts []string
+	for i := 1; i <= 8; i++ {
+		p = filepath.Join(p, "p"+string(rune('0'+i)))
+		os.MkdirAll(p, 0o755)
+		os.WriteFile(filepath.Join(p, "partition"), []byte("1\n"), 0o644)
+		parts = append(parts, p)
+	}
+	if !encrypted(sys, parts[6], 0) {
+		t.Error("7 partitions above dm-crypt: not found")
+	}
+	if encrypted(sys, parts[7], 0) {
+		t.Error("8 partitions above dm-crypt: found past the depth bound")
+	}
 }

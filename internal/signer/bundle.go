@@ -27,7 +27,7 @@ func bundleHead(alg keys.Alg, id *identity.Identity) ([]byte, error) {
 		Quote     string `json:"quote"`
 		CertTable string `json:"cert_table,omitempty"`
 	}{bundle.MediaType, string(kind), string(alg), string(id.PublicPEM), strings.TrimSuffix(string(id.QuoteText), "\n"), ""}
-	if id.Evidence != nil && len(id.Evidence.CertTable) > 0 {
+	if id.Evidence != nil { // an empty table is omitted
 		head.CertTable = base64.StdEncoding.EncodeToString(id.Evidence.CertTable)
 	}
 	b, err := json.Marshal(head)

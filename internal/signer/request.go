@@ -214,11 +214,8 @@ func (b *signBody) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 			}
 			err = b.readPayloads(dec)
 		default:
-			raw := name
-			if len(raw) > 2 {
-				raw = raw[1 : len(raw)-1]
-			}
-			return &fieldError{"unknown field " + quoteShort(string(raw))}
+			n, _ := jsontext.AppendUnquote(nil, name) // a name the decoder has read is a valid string
+			return &fieldError{"unknown field " + quoteShort(string(n))}
 		}
 		if err != nil {
 			return err
@@ -271,11 +268,7 @@ func jsonError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("invalid JSON: the body ends before the object does (expected more)")
 	case errors.As(err, &se) && se.Err == jsontext.ErrDuplicateName:
-		name := ""
-		if toks := strings.Split(string(se.JSONPointer), "/"); len(toks) > 0 {
-			name = toks[len(toks)-1]
-		}
-		return badRequest("duplicate field %s", quoteShort(name))
+		return badRequest("duplicate field %s", quoteShort(se.JSONPointer.LastToken()))
 	case errors.As(err, &se):
 		return badRequest("invalid JSON at byte %d: strings must be valid UTF-8, with no raw control character and no lone surrogate escape (send binary payloads as base64 or hex)", se.ByteOffset)
 	}
@@ -301,7 +294,7 @@ const encEthDigest = "eth_digest"
 func decodePayload(p []byte, enc string) ([]byte, error) {
 	switch enc {
 	case encEthDigest:
-		if len(p) >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') {
+		if bytes.HasPrefix(p, []byte("0x")) || bytes.HasPrefix(p, []byte("0X")) {
 			p = p[2:]
 		}
 		if len(p) != 64 {
