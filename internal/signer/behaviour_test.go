@@ -1,6 +1,7 @@
 package signer_test
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -330,5 +331,71 @@ func TestConcurrentLargeAndSmallRequestsKeepTheirPayloads(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A request whose body arrives in two parts keeps its bytes while another
+// request of the same size class is read and answered in between: small
+// bodies (pooled buffers) and large ones (one shared buffer, one at a
+// time) alike.
+func TestInterleavedBodiesKeepTheirBytes(t *testing.T) {
+	ts, ks := newServerWith(t, "sim-tdx", func(c *signer.Config) { c.BodyLimit = 1 << 20; c.HeldBytes = 8 << 20 }, "127.0.0.0/8")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for _, n := range []int{1 << 10, 300 << 10} {
+		first := `{"key_type":"ed25519","payload":"` + strings.Repeat("f", n) + `"}`
+		// One request of this size first, so that a buffer that fits it
+		// is there to be reused.
+		resp, err := client.Post(ts.URL+"/sign", "application/json", strings.NewReader(first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		c, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		half := len(first) / 2
+		fmt.Fprintf(c, "POST /sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(first), first[:half])
+		time.Sleep(50 * time.Millisecond) // the server is reading the first body
+		second := make(chan error, 1)
+		go func() {
+			resp, err := client.Post(ts.URL+"/sign", "application/json", strings.NewReader(`{"key_type":"ed25519","payload":"`+strings.Repeat("s", n)+`"}`))
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			second <- err
+		}()
+		// A small second body is answered now; a large one waits for the
+		// first to be read.
+		var secondErr error
+		secondDone := false
+		select {
+		case secondErr = <-second:
+			secondDone = true
+		case <-time.After(300 * time.Millisecond):
+		}
+		c.Write([]byte(first[half:]))
+		resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply struct{ Signature string }
+		json.NewDecoder(resp.Body).Decode(&reply)
+		c.Close()
+		sig, _ := base64.StdEncoding.DecodeString(reply.Signature)
+		if resp.StatusCode != 200 || ks[keys.Ed25519].Public().Verify([]byte(strings.Repeat("f", n)), sig) != nil {
+			t.Errorf("%d-byte body in two parts: status %d, not the signature of its payload", n, resp.StatusCode)
+		}
+		if !secondDone {
+			secondErr = <-second
+		}
+		if secondErr != nil {
+			t.Fatal(secondErr)
+		}
 	}
 }
