@@ -204,3 +204,36 @@ func TestTheVCEKThatSignedIsUsed(t *testing.T) {
 		t.Fatalf("a report the one VCEK given did not sign: %+v", c)
 	}
 }
+
+// A forged quote on a chain nobody trusts fails both checks, each for its
+// own reason: cert_chain because the root is not trusted, quote_signature
+// because the signature does not verify even under the quote's own root.
+// A signature that verifies under its own root passes quote_signature.
+func TestUntrustedChainAndForgedSignatureAreToldApart(t *testing.T) {
+	_, q, k := simTDX(t, keys.Ed25519, nil) // its sim root is not given
+	raw, _, err := quote.Decode(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("m")
+	o := verify.Options{Offline: true, AnyWorkload: true, KeyType: "ed25519"}
+	res, err := verify.Verify(context.Background(), q, msg, k.Sign(msg), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := status(res); s["cert_chain"] != "fail" || s["quote_signature"] != "pass" {
+		t.Fatalf("an authentic quote under an untrusted root: %+v", res.Checks)
+	}
+	forged := append([]byte(nil), raw...)
+	forged[0x30+136] ^= 1 // MRTD
+	res, err = verify.Verify(context.Background(), []byte(hex.EncodeToString(forged)), msg, k.Sign(msg), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := byName(res, "cert_chain"); c.Status != "fail" || !strings.Contains(c.Reason, "does not chain to a trusted root") {
+		t.Fatalf("cert_chain of a forged quote under an untrusted root: %+v", c)
+	}
+	if c := byName(res, "quote_signature"); c.Status != "fail" || strings.Contains(c.Reason, "PCK Certificate") {
+		t.Fatalf("quote_signature of a forged quote under an untrusted root: %+v", c)
+	}
+}

@@ -594,10 +594,8 @@ func checkTDX(ctx context.Context, q any, o Options, t *trustSet, f *fetcher) (e
 		}
 		own := x509.NewCertPool()
 		own.AddCert(chain.RootCertificate)
-		if err := tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: own, Now: now}); err != nil {
-			ev.sigErr = err
-		}
-		if ev.chainErr == nil && ev.sigErr == nil {
+		ev.sigErr = tdxverify.TdxQuote(q, &tdxverify.Options{TrustedRoots: own, Now: now})
+		if errors.Join(ev.chainErr, ev.sigErr) == nil {
 			// The pieces pass where the whole did not: report the whole.
 			ev.sigErr = passed
 		}

@@ -399,3 +399,65 @@ func TestInterleavedBodiesKeepTheirBytes(t *testing.T) {
 		}
 	}
 }
+
+// Request bytes over the held-bytes cap wait for bytes to be freed: a
+// request behind two half-sent bodies that take the whole cap is answered
+// once one of them completes, and is answered 503 with Retry-After when
+// none does within the wait (1 s here; 0 means 5 s).
+func TestHeldBytesWaitThenBusy(t *testing.T) {
+	ts, _ := newServerWith(t, "sim-tdx", func(c *signer.Config) { c.HeldBytes, c.HeldBytesWait = 8192, time.Second }, "127.0.0.0/8") // body limit 4096
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	body := `{"payload":"` + strings.Repeat("h", 4096-15) + `"}`
+	var open []net.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	hold := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprintf(c, "POST /sign HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:100])
+		return c
+	}
+	a, _ := hold(), hold()
+	time.Sleep(100 * time.Millisecond) // both have reserved their 4096 bytes
+	type answer struct {
+		code  int
+		retry string
+		took  time.Duration
+	}
+	third := func() chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			t0 := time.Now()
+			resp, err := http.Post(ts.URL+"/sign", "application/json", strings.NewReader(`{"payload":"third"}`))
+			if err != nil {
+				ch <- answer{code: -1}
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ch <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), time.Since(t0)}
+		}()
+		return ch
+	}
+	waiting := third()
+	time.Sleep(300 * time.Millisecond)
+	a.Write([]byte(body[100:])) // the first body completes and frees its bytes
+	if got := <-waiting; got.code != 200 {
+		t.Fatalf("a request waiting for bytes that are freed: %+v", got)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(a), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the completed body: %v %v", resp, err)
+	}
+	hold() // the cap is full again
+	time.Sleep(100 * time.Millisecond)
+	if got := <-third(); got.code != 503 || got.retry != "1" || got.took < 900*time.Millisecond {
+		t.Fatalf("a request whose bytes are never freed: %+v", got)
+	}
+}

@@ -36,9 +36,10 @@ const (
 	DefaultMaxConns = 256
 	// DefaultHeldBytes caps the request bytes held at once across all
 	// connections; a request that cannot get its share within
-	// heldBytesWait is answered 503.
+	// DefaultHeldBytesWait (Config.HeldBytesWait) is answered 503.
 	DefaultHeldBytes = 16 << 20
-	heldBytesWait    = 5 * time.Second
+	// DefaultHeldBytesWait is how long a request waits for its share.
+	DefaultHeldBytesWait = 5 * time.Second
 	// refusing bounds the connections being refused at once; past it a
 	// disallowed connection is closed without the 403.
 	refusing = 64

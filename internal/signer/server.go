@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +53,9 @@ type Config struct {
 	// HeldBytes caps the request bytes held at once; 0 means
 	// DefaultHeldBytes.
 	HeldBytes int64
+	// HeldBytesWait is how long a request waits for its share of
+	// HeldBytes before it is answered 503; 0 means DefaultHeldBytesWait.
+	HeldBytesWait time.Duration
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -69,6 +73,7 @@ type Server struct {
 	// and signature: {"media_type":...,"quote":..., (no closing brace).
 	bundleHead [2][]byte
 	heldCap    int64
+	heldWait   time.Duration
 	pubPEM     map[string][]byte
 	bufs       sync.Pool
 	metrics    *metrics
@@ -104,6 +109,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.held = semaphore.NewWeighted(cfg.HeldBytes)
 	s.heldCap = cfg.HeldBytes
+	s.heldWait = cfg.HeldBytesWait
+	if s.heldWait <= 0 {
+		s.heldWait = DefaultHeldBytesWait
+	}
 	s.bulk = semaphore.NewWeighted(1)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -237,17 +246,17 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	// A large body first waits for its turn, then for bytes: the bytes
 	// semaphore is FIFO, and a large waiter at its head would hold up
 	// every small request behind it.
-	wctx, cancel := context.WithTimeout(r.Context(), heldBytesWait)
+	wait := waiter{parent: r.Context(), limit: s.heldWait}
 	var err error
 	if want > bulkBody {
-		if err = s.bulk.Acquire(wctx, 1); err == nil {
+		if err = wait.take(s.bulk, 1); err == nil {
 			defer s.bulk.Release(1)
 		}
 	}
 	if err == nil {
-		err = s.held.Acquire(wctx, want)
+		err = wait.take(s.held, want)
 	}
-	cancel()
+	wait.done()
 	if err != nil {
 		s.busy(w)
 		return
@@ -292,9 +301,9 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("the bundles of this request would take about %d bytes, over the server's %d-byte cap (--max-held-bytes): ask fewer payloads at once", extra, s.heldCap))
 			return
 		}
-		wctx, cancel := context.WithTimeout(r.Context(), heldBytesWait)
-		err := s.held.Acquire(wctx, extra)
-		cancel()
+		wait := waiter{parent: r.Context(), limit: s.heldWait}
+		err := wait.take(s.held, extra)
+		wait.done()
 		if err != nil {
 			s.busy(w)
 			return
@@ -414,6 +423,32 @@ func (s *Server) logSign(req *signRequest) {
 		return
 	}
 	s.log.Debug("signed", "key_type", req.keyType)
+}
+
+// waiter takes from semaphores for one request, waiting at most
+// Config.HeldBytesWait in all; the timer is made only when something is not free
+// at once, which under normal load is never.
+type waiter struct {
+	parent context.Context
+	limit  time.Duration
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (w *waiter) take(sem *semaphore.Weighted, n int64) error {
+	if sem.TryAcquire(n) {
+		return nil
+	}
+	if w.ctx == nil {
+		w.ctx, w.cancel = context.WithTimeout(w.parent, w.limit)
+	}
+	return sem.Acquire(w.ctx, n)
+}
+
+func (w *waiter) done() {
+	if w.cancel != nil {
+		w.cancel()
+	}
 }
 
 // busy answers a request that could not reserve its bytes in time.
