@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"math/big"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,15 +22,6 @@ import (
 	"github.com/teesign/teesign/validate"
 	"github.com/teesign/teesign/verify"
 )
-
-func evidence(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // SEV-SNP trust certificates are told apart by what they are, or given by
 // role; one that fits no role, or the wrong role, is an error.
@@ -101,9 +91,9 @@ func TestSNPTrustRoles(t *testing.T) {
 // verifies with its VLEK and AMD's Milan ARK and ASVK, at a time inside
 // the VLEK's validity; with only the VCEK-signing ASK it does not.
 func TestRealVLEKChain(t *testing.T) {
-	report := evidence(t, "trustee_snp_vlek_report.bin")
-	vlek := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_snp_vlek.pem"))
-	amd := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_milan_ask_ark_asvk.pem"))
+	report := testutil.Evidence(t, "trustee_snp_vlek_report.bin")
+	vlek := trusted(t, filepath.Join(testutil.EvidenceDir(), "trustee_snp_vlek.pem"))
+	amd := trusted(t, filepath.Join(testutil.EvidenceDir(), "trustee_milan_ask_ark_asvk.pem"))
 	when := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	o := verify.Options{Offline: true, AnyWorkload: true, Now: when, TrustedCerts: append(append([]*x509.Certificate{}, amd...), vlek...)}
 	res, err := verify.Verify(context.Background(), report, []byte("m"), []byte("s"), o)
@@ -120,8 +110,8 @@ func TestRealVLEKChain(t *testing.T) {
 		t.Fatalf("expired VLEK: %+v", c)
 	}
 	// A real Milan report signed by a VCEK verifies against AMD's own roots.
-	hexReport := evidence(t, "virtee-sev_report_milan.hex")
-	vcek := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "virtee-sev_vcek_milan.pem"))
+	hexReport := testutil.Evidence(t, "virtee-sev_report_milan.hex")
+	vcek := trusted(t, filepath.Join(testutil.EvidenceDir(), "virtee-sev_vcek_milan.pem"))
 	res, err = verify.Verify(context.Background(), hexReport, []byte("m"), []byte("s"), verify.Options{Offline: true, AnyWorkload: true, AMD: verify.AMDCerts{VCEK: vcek[0]}})
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +123,7 @@ func TestRealVLEKChain(t *testing.T) {
 
 // TDX 1.5 fields of a real v5 quote (go-tdx-guest's sample) can be pinned.
 func TestPinTDX15Fields(t *testing.T) {
-	raw := evidence(t, "go-tdx-guest_quote_v5_sample.bin")
+	raw := testutil.Evidence(t, "go-tdx-guest_quote_v5_sample.bin")
 	_, f, err := quote.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -159,10 +149,10 @@ func TestPinTDX15Fields(t *testing.T) {
 // go-sev-guest carries sign them. The real VLEK report verifies with its
 // VLEK and AMD's Milan ASVK alone.
 func TestAMDIntermediateWithoutItsARK(t *testing.T) {
-	report := evidence(t, "trustee_snp_vlek_report.bin")
-	vlek := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_snp_vlek.pem"))
+	report := testutil.Evidence(t, "trustee_snp_vlek_report.bin")
+	vlek := trusted(t, filepath.Join(testutil.EvidenceDir(), "trustee_snp_vlek.pem"))
 	var given []*x509.Certificate
-	for _, c := range trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_milan_ask_ark_asvk.pem")) {
+	for _, c := range trusted(t, filepath.Join(testutil.EvidenceDir(), "trustee_milan_ask_ark_asvk.pem")) {
 		if !strings.HasPrefix(c.Subject.CommonName, "ARK-") {
 			given = append(given, c)
 		}
@@ -186,8 +176,8 @@ func TestTheVCEKThatSignedIsUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	simVCEK := trusted(t, filepath.Join(dir, simtee.SNPRootFile))[2]
-	milanVCEK := trusted(t, filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "virtee-sev_vcek_milan.pem"))[0]
-	report := evidence(t, "virtee-sev_report_milan.hex")
+	milanVCEK := trusted(t, filepath.Join(testutil.EvidenceDir(), "virtee-sev_vcek_milan.pem"))[0]
+	report := testutil.Evidence(t, "virtee-sev_report_milan.hex")
 	o := verify.Options{Offline: true, AnyWorkload: true, TrustedCerts: []*x509.Certificate{simVCEK, milanVCEK}}
 	res, err := verify.Verify(context.Background(), report, []byte("m"), []byte("s"), o)
 	if err != nil {

@@ -268,7 +268,7 @@ func TestSNPCertTable(t *testing.T) {
 // A key binding that fails on an Azure HCL report says why (Azure's
 // paravisor owns report_data); on other quotes the reason carries no note.
 func TestKeyBindingReasonNotesAzure(t *testing.T) {
-	hcl, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", "trustee_azure_snp_hcl_report.bin"))
+	hcl, err := os.ReadFile(filepath.Join(testutil.EvidenceDir(), "trustee_azure_snp_hcl_report.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

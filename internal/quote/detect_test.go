@@ -3,23 +3,12 @@ package quote_test
 import (
 	"bytes"
 	"encoding/binary"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/teesign/teesign/internal/quote"
 	"github.com/teesign/teesign/internal/testutil"
 )
-
-func evidence(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // tdxHeader is a TDX quote header of the given version and TEE type,
 // padded to n bytes.
@@ -87,7 +76,7 @@ func TestDecodeSizeLimits(t *testing.T) {
 // An Azure HCL report yields the SEV-SNP report inside it, with a note;
 // a truncated one is not taken for one.
 func TestAzureHCLReport(t *testing.T) {
-	hcl := evidence(t, "trustee_azure_snp_hcl_report.bin")
+	hcl := testutil.Evidence(t, "trustee_azure_snp_hcl_report.bin")
 	whole := hcl[:32+1184]
 	raw, k, err := quote.Decode(whole)
 	if err != nil || k != quote.SEVSNP || !bytes.Equal(raw, hcl[32:32+1184]) || quote.Note(whole) == "" {
@@ -109,7 +98,7 @@ func TestAzureHCLReport(t *testing.T) {
 // An SGX quote is named as such in the error, from its 8-byte header.
 func TestSGXQuoteIsNamed(t *testing.T) {
 	for name, raw := range map[string][]byte{
-		"dcap-qvl's SGX quote": evidence(t, "dcap-qvl_sgx_quote.bin"),
+		"dcap-qvl's SGX quote": testutil.Evidence(t, "dcap-qvl_sgx_quote.bin"),
 		"an 8-byte SGX header": {3, 0, 0, 0, 0, 0, 0, 0},
 	} {
 		_, _, err := quote.Decode(raw)
@@ -142,7 +131,7 @@ func TestTDXDebugBit(t *testing.T) {
 // A v5 quote with a TDX 1.5 body reports MR_SERVICETD and TEE_TCB_SVN2; a
 // v4 quote has neither.
 func TestV5FieldsOnlyInV5Quotes(t *testing.T) {
-	_, f5, err := quote.Parse(evidence(t, "go-tdx-guest_quote_v5_sample.bin"))
+	_, f5, err := quote.Parse(testutil.Evidence(t, "go-tdx-guest_quote_v5_sample.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,27 +23,33 @@ import (
 // byte under what the reply's bundles take refuses the request, for a
 // single /sign and for a batch, whatever the payload's size.
 func TestBundleReservationCoversTheReply(t *testing.T) {
-	bundleSize := func(body string) int {
-		ts, _ := newServerWith(t, "sim-tdx", nil, "127.0.0.0/8")
-		code, data := postRaw(t, ts.URL+pathOf(body), strings.TrimPrefix(body, "/batch"))
-		if code != 200 {
-			t.Fatalf("%d %s", code, data)
-		}
-		var reply struct{ Bundle json.RawMessage }
-		json.Unmarshal(data, &reply)
-		return len(reply.Bundle)
-	}
 	for _, body := range []string{
 		`{"key_type":"ed25519","payload":"x","bundle":true}`,
 		`{"key_type":"ed25519","payload":"` + strings.Repeat("p", 3000) + `","bundle":true}`,
 		`/batch{"key_type":"ed25519","payloads":["a","` + strings.Repeat("q", 1000) + `","c"],"bundle":true}`,
 	} {
-		need := bundleSize(body)
+		need := bundleSize(t, body)
 		ts, _ := newServerWith(t, "sim-tdx", func(c *signer.Config) { c.HeldBytes = int64(need - 1) }, "127.0.0.0/8")
 		if code, data := postRaw(t, ts.URL+pathOf(body), strings.TrimPrefix(body, "/batch")); code != 400 || !strings.Contains(string(data), "ask fewer payloads") {
 			t.Errorf("bundles of %d bytes under a cap of %d: %d %s", need, need-1, code, data)
 		}
 	}
+}
+
+// bundleSize is the size of the bundles a server with default limits
+// answers to body ("/batch" in front: a /sign/batch request).
+func bundleSize(t *testing.T, body string) int {
+	t.Helper()
+	ts, _ := newServerWith(t, "sim-tdx", nil, "127.0.0.0/8")
+	code, data := postRaw(t, ts.URL+pathOf(body), strings.TrimPrefix(body, "/batch"))
+	if code != 200 {
+		t.Fatalf("%d %s", code, data)
+	}
+	var reply struct{ Bundle json.RawMessage }
+	if err := json.Unmarshal(data, &reply); err != nil || reply.Bundle == nil {
+		t.Fatalf("no bundle in %s: %v", data, err)
+	}
+	return len(reply.Bundle)
 }
 
 func pathOf(body string) string {
@@ -133,17 +139,11 @@ func TestBundleEstimateFitsWhatFits(t *testing.T) {
 		`{"key_type":"ed25519","payload":"` + strings.Repeat("p", 3000) + `","bundle":true}`,
 		`/batch{"key_type":"ed25519","payloads":["a","` + strings.Repeat("q", 3000) + `","c"],"bundle":true}`,
 	} {
-		ts, _ := newServerWith(t, "sim-tdx", nil, "127.0.0.0/8")
-		code, data := postRaw(t, ts.URL+pathOf(body), strings.TrimPrefix(body, "/batch"))
-		if code != 200 {
-			t.Fatalf("%d %s", code, data)
-		}
-		var reply struct{ Bundle json.RawMessage }
-		json.Unmarshal(data, &reply)
-		fits := int64(len(reply.Bundle) + len(body) + 3*256)
-		ts, _ = newServerWith(t, "sim-tdx", func(c *signer.Config) { c.HeldBytes = fits }, "127.0.0.0/8")
+		size := bundleSize(t, body)
+		fits := int64(size + len(body) + 3*256)
+		ts, _ := newServerWith(t, "sim-tdx", func(c *signer.Config) { c.HeldBytes = fits }, "127.0.0.0/8")
 		if code, data := postRaw(t, ts.URL+pathOf(body), strings.TrimPrefix(body, "/batch")); code != 200 {
-			t.Errorf("bundles of %d bytes under a cap of %d: %d %s", len(reply.Bundle), fits, code, data)
+			t.Errorf("bundles of %d bytes under a cap of %d: %d %s", size, fits, code, data)
 		}
 	}
 }

@@ -119,6 +119,22 @@ func SampleFile(t testing.TB, name string) []byte {
 	return b
 }
 
+// EvidenceDir returns testdata/public-evidence: real TDX and SEV-SNP
+// evidence from public repositories, each with its source in README.md.
+func EvidenceDir() string {
+	return filepath.Join(RepoRoot(), "testdata", "public-evidence")
+}
+
+// Evidence reads a file of testdata/public-evidence.
+func Evidence(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(EvidenceDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // BuildTeesign builds the teesign binary into dir and returns its path.
 func BuildTeesign(dir string) (string, error) {
 	bin := filepath.Join(dir, "teesign")

@@ -17,7 +17,7 @@ import (
 // base64, URL-safe unpadded base64 and line-wrapped base64, gives
 // byte-identical `quote inspect` output.
 func TestInspectIsTheSameInEveryEncoding(t *testing.T) {
-	ev := filepath.Join(testutil.RepoRoot(), "testdata", "public-evidence")
+	ev := testutil.EvidenceDir()
 	files := []string{
 		filepath.Join(testutil.SampleDir(), "quote.txt"),
 		filepath.Join(ev, "dcap-qvl_tdx_quote.bin"), filepath.Join(ev, "dcap-qvl_tdx-quote.0x.hex"),
