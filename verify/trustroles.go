@@ -6,7 +6,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/pem"
 	"fmt"
+	"slices"
 
 	sevverify "github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
@@ -31,12 +33,37 @@ var (
 	oidAMDCspID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 3704, 1, 5}
 )
 
+// Trust is trust material sorted by role: what Options.TrustedCerts and
+// Options.AMD give, checked once (each root's self-signature, each AMD
+// intermediate's ARK) instead of at every verification. A Trust is safe
+// for concurrent use; the certificates given to NewTrust must not be
+// changed afterwards.
+type Trust struct {
+	certs []*x509.Certificate
+	amd   AMDCerts
+	set   *trustSet
+}
+
+// NewTrust sorts certs (told apart as Options.TrustedCerts describes) and
+// the AMD certificates given by role, and fails as a verification with
+// those options would: a certificate that fits no role, a role given the
+// wrong certificate, an AMD intermediate no known ARK signs.
+func NewTrust(certs []*x509.Certificate, amd AMDCerts) (*Trust, error) {
+	set, err := sortTrusted(certs, amd)
+	if err != nil {
+		return nil, err
+	}
+	return &Trust{certs: slices.Clone(certs), amd: amd, set: set}, nil
+}
+
 // trustSet is the caller's trust material sorted by role.
 type trustSet struct {
 	intelRoots []*x509.Certificate
 	arks       []*x509.Certificate
 	icas       []*x509.Certificate // ASKs and ASVKs
 	eks        []*x509.Certificate // VCEKs and VLEKs
+	// tdxRoots are Intel's SGX root and the Intel-style roots given.
+	tdxRoots *x509.CertPool
 }
 
 func hasExt(c *x509.Certificate, oid asn1.ObjectIdentifier) bool {
@@ -113,6 +140,16 @@ func sortTrusted(certs []*x509.Certificate, amd AMDCerts) (*trustSet, error) {
 		if t.signer(ica, t.allARKs()) == nil {
 			return nil, fmt.Errorf("trusted certificate %s is an AMD intermediate that no ARK given or known signs: add its ARK", describeCert(ica))
 		}
+	}
+	b, _ := pem.Decode(intelRootPEM)
+	intel, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		panic("verify: embedded Intel root: " + err.Error())
+	}
+	t.tdxRoots = x509.NewCertPool()
+	t.tdxRoots.AddCert(intel)
+	for _, c := range t.intelRoots {
+		t.tdxRoots.AddCert(c)
 	}
 	return t, nil
 }

@@ -227,3 +227,102 @@ func TestUntrustedChainAndForgedSignatureAreToldApart(t *testing.T) {
 		t.Fatalf("quote_signature of a forged quote under an untrusted root: %+v", c)
 	}
 }
+
+// Trust sorted once verifies as the same certificates given per call, on
+// both TEEs; it refuses what Verify refuses, cannot be mixed with
+// certificates given per call, and a verdict kept under one Trust is not
+// reused under another.
+func TestTrustSortedOnce(t *testing.T) {
+	ctx := context.Background()
+	opts := func(o verify.Options) verify.Options {
+		o.KeyType, o.Offline, o.AnyWorkload = "ed25519", true, true
+		return o
+	}
+	snpDir := t.TempDir()
+	p, err := simtee.NewSNP(snpDir, simtee.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Generate(keys.Ed25519)
+	ev, err := p.Quote(ctx, k.Public().ReportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snpQ, msg := quote.Encode(ev.Kind, ev.Raw), []byte("trust")
+	snpSig := k.Sign(msg)
+	amd := trusted(t, filepath.Join(snpDir, simtee.SNPRootFile)) // ARK, ASK, VCEK
+	tdxDir, tdxQ, tdxMsg, tdxSig := simTDXQuote(t)
+	tdxRoot := trusted(t, filepath.Join(tdxDir, simtee.TDXRootFile))
+
+	byCerts, err := verify.NewTrust(append(slices.Clone(tdxRoot), amd...), verify.AMDCerts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRole, err := verify.NewTrust(tdxRoot, verify.AMDCerts{ARK: amd[0], ASK: amd[1], VCEK: amd[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tr := range map[string]*verify.Trust{"certificates": byCerts, "roles": byRole} {
+		for tee, c := range map[string]struct{ q, m, s []byte }{"tdx": {tdxQ, tdxMsg, tdxSig}, "sev-snp": {snpQ, msg, snpSig}} {
+			res, err := verify.Verify(ctx, c.q, c.m, c.s, opts(verify.Options{Trust: tr}))
+			if err != nil || !res.Valid {
+				t.Errorf("%s, Trust by %s: %v %+v", tee, name, err, res)
+			}
+		}
+	}
+	// Without the simulated roots, nothing chains.
+	none, err := verify.NewTrust(nil, verify.AMDCerts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := verify.Verify(ctx, tdxQ, tdxMsg, tdxSig, opts(verify.Options{Trust: none}))
+	if err != nil || res.Valid || status(res)["cert_chain"] != "fail" {
+		t.Errorf("empty Trust: %v %+v", err, res)
+	}
+
+	// What Verify refuses, NewTrust refuses with the same words.
+	for name, c := range map[string]struct {
+		certs []*x509.Certificate
+		amd   verify.AMDCerts
+	}{
+		"ASK without its ARK": {[]*x509.Certificate{amd[1]}, verify.AMDCerts{}},
+		"VCEK given as ARK":   {nil, verify.AMDCerts{ARK: amd[2]}},
+	} {
+		_, perCall := verify.Verify(ctx, snpQ, msg, snpSig, opts(verify.Options{TrustedCerts: c.certs, AMD: c.amd}))
+		_, once := verify.NewTrust(c.certs, c.amd)
+		if perCall == nil || once == nil || once.Error() != perCall.Error() {
+			t.Errorf("%s: NewTrust %v, Verify %v", name, once, perCall)
+		}
+	}
+	// Trust and certificates per call together are an error, either kind.
+	for name, o := range map[string]verify.Options{
+		"TrustedCerts": {Trust: byCerts, TrustedCerts: tdxRoot},
+		"AMD":          {Trust: byCerts, AMD: verify.AMDCerts{VCEK: amd[2]}},
+	} {
+		if _, err := verify.Verify(ctx, tdxQ, tdxMsg, tdxSig, opts(o)); err == nil || !strings.Contains(err.Error(), "NewTrust") {
+			t.Errorf("Trust with %s: %v, want an error naming NewTrust", name, err)
+		}
+	}
+
+	// A verdict kept under one Trust is reused under the same Trust and
+	// under the same certificates given per call, never under another.
+	cache := verify.NewVerdictCache(0)
+	check := func(o verify.Options, want bool) {
+		t.Helper()
+		o.Cache = cache
+		before, _ := cache.Stats()
+		res, err := verify.Verify(ctx, tdxQ, tdxMsg, tdxSig, opts(o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := cache.Stats(); (after > before) != want {
+			hit := after > before
+			t.Errorf("verdict reused: %v, want %v (%+v)", hit, want, res.Checks)
+		}
+	}
+	check(verify.Options{Trust: byRole}, false)
+	check(verify.Options{Trust: byRole}, true)
+	check(verify.Options{TrustedCerts: tdxRoot, AMD: verify.AMDCerts{ARK: amd[0], ASK: amd[1], VCEK: amd[2]}}, true)
+	check(verify.Options{Trust: byCerts}, false)
+	check(verify.Options{Trust: none}, false)
+}

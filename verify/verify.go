@@ -141,6 +141,10 @@ type Options struct {
 	// AMD gives SEV-SNP trust certificates by role; they are added to
 	// those found in TrustedCerts.
 	AMD AMDCerts
+	// Trust is TrustedCerts and AMD sorted by role once (NewTrust), for a
+	// caller that verifies many quotes under the same roots; when set,
+	// TrustedCerts and AMD must be empty.
+	Trust *Trust
 	// CertTable is a SEV-SNP certificate table (AMD's GUID table, as the
 	// host returns it with an extended report and teesign serves it in
 	// /attestation as cert_table). Only its VCEK or VLEK is used, and only
@@ -316,10 +320,21 @@ func verifyQuote(ctx context.Context, quoteText []byte, o *Options) (*run, *keys
 	if o.Workload != nil && o.Workload.Registry == nil {
 		return nil, nil, errors.New("Options.Workload needs a Registry (workload.Embedded or workload.Load)")
 	}
-	trusted, err := sortTrusted(o.TrustedCerts, o.AMD)
-	if err != nil {
-		return nil, nil, err
+	trust := o.Trust
+	switch {
+	case trust == nil:
+		t, err := NewTrust(o.TrustedCerts, o.AMD)
+		if err != nil {
+			return nil, nil, err
+		}
+		trust = t
+	case len(o.TrustedCerts) > 0 || o.AMD != (AMDCerts{}):
+		return nil, nil, errors.New("Options.Trust is set together with TrustedCerts or AMD: give the certificates to NewTrust instead")
+	default:
+		// The verdict cache keys on the certificates themselves.
+		o.TrustedCerts, o.AMD = trust.certs, trust.amd
 	}
+	trusted := trust.set
 	r := &run{res: &Result{KeyType: string(alg)}}
 	raw, kind, err := quote.Decode(quoteText)
 	var parsed *quote.Parsed
@@ -515,15 +530,6 @@ func checkSignature(res *Result, pub *keys.PublicKey, format string, message, si
 	return nil
 }
 
-func intelRoot() *x509.Certificate {
-	b, _ := pem.Decode(intelRootPEM)
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		panic("verify: embedded Intel root: " + err.Error())
-	}
-	return c
-}
-
 // checkWorkload runs the workload check on a structurally valid quote.
 func checkWorkload(raw []byte, kind quote.Kind, wc *WorkloadCheck) workload.Result {
 	res, err := wc.Registry.CheckQuote(raw, wc.Workload)
@@ -563,11 +569,7 @@ func checkTDX(ctx context.Context, q any, o Options, t *trustSet, f *fetcher) (e
 	} else {
 		ev.policyErr = o.Policy.CheckTDX(tq)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(intelRoot())
-	for _, c := range t.intelRoots {
-		pool.AddCert(c)
-	}
+	pool := t.tdxRoots
 	now := &tdxverify.TimeSet{PckCertChain: o.Now, TcbInfo: o.Now, QeIdentity: o.Now, PckCrl: o.Now, RootCaCrl: o.Now}
 	// One pass checks the chain to a trusted root and every signature. Only
 	// when it fails are the two told apart: the chain against the trusted

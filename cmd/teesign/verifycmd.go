@@ -163,10 +163,15 @@ func newVerifyCmd() *cobra.Command {
 					return err
 				}
 			}
-			if o.TrustedCerts, err = loadTrusted(roots); err != nil {
+			trusted, err := loadTrusted(roots)
+			if err != nil {
 				return err
 			}
-			if o.AMD, err = amd.load(); err != nil {
+			roles, err := amd.load()
+			if err != nil {
+				return err
+			}
+			if o.Trust, err = verify.NewTrust(trusted, roles); err != nil {
 				return err
 			}
 			reg, wl, err := wf.load()
@@ -319,7 +324,11 @@ func newVerifierCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h := &verifiersvc.Handler{Trusted: trusted, AMD: roles, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source(), Page: page, Cache: verify.NewVerdictCache(0)}
+			trust, err := verify.NewTrust(trusted, roles)
+			if err != nil {
+				return err
+			}
+			h := &verifiersvc.Handler{Trust: trust, Registry: reg, Log: log, Offline: coll.offline, Collateral: coll.source(), Page: page, Cache: verify.NewVerdictCache(0)}
 			srv := verifiersvc.Server(h)
 			serve := func(ctx context.Context, ln net.Listener) error {
 				return verifiersvc.Serve(ctx, srv, ln)

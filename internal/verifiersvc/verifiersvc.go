@@ -5,7 +5,6 @@ package verifiersvc
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	jsonv1 "encoding/json"
@@ -41,16 +40,15 @@ const RequestTimeout = 2 * time.Minute
 
 // Handler serves the verification API.
 type Handler struct {
-	// Trusted are extra trusted certificates (--trust-root).
-	Trusted []*x509.Certificate
+	// Trust is what is trusted beyond Intel's and AMD's roots (--trust-root,
+	// --ark, --ask, --vcek; verify.NewTrust); nil trusts only those.
+	Trust *verify.Trust
 	// Log receives one line per verification (outcome, TEE, key type);
 	// nil discards it.
 	Log *slog.Logger
 	// Offline skips collateral; Collateral says where to fetch it.
 	Offline    bool
 	Collateral *verify.CollateralSource
-	// AMD are SEV-SNP trust certificates by role (--ark, --ask, --vcek).
-	AMD verify.AMDCerts
 	// Registry holds the official builds a request's compose file is
 	// checked against (nil: none, and such requests are refused). It is
 	// also served at /registry/tdx.csv and /registry/sev.json, for the
@@ -385,7 +383,7 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 
 // options turns a request's trust and workload inputs into verify.Options.
 func (h *Handler) options(req *VerifyRequest) (verify.Options, error) {
-	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral, Cache: h.Cache}
+	o := verify.Options{KeyType: req.KeyType, Policy: req.Policy, AnyWorkload: req.AnyWorkload, Trust: h.Trust, Offline: h.Offline, Collateral: h.Collateral, Cache: h.Cache}
 	if req.Compose != nil {
 		if h.Registry == nil {
 			return o, errors.New("this service has no registry of builds to check a compose file against")
@@ -454,7 +452,7 @@ func (h *Handler) quoteParse(w http.ResponseWriter, r *http.Request, body []byte
 	out["mr_config"] = f["mr_owner_config"]
 	// The quote's own verdict, as Intel's library reports it: its
 	// signatures and chain, and (unless offline) the TCB status.
-	res, err := verify.Verify(r.Context(), raw, nil, nil, verify.Options{AnyWorkload: true, TrustedCerts: h.Trusted, AMD: h.AMD, Offline: h.Offline, Collateral: h.Collateral, Cache: h.Cache})
+	res, err := verify.Verify(r.Context(), raw, nil, nil, verify.Options{AnyWorkload: true, Trust: h.Trust, Offline: h.Offline, Collateral: h.Collateral, Cache: h.Cache})
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return

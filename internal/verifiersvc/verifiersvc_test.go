@@ -250,7 +250,11 @@ func TestVerifyWithCompose(t *testing.T) {
 	}
 	roots, _ := os.ReadFile(filepath.Join(dir, simtee.TDXRootFile))
 	certs, _ := verify.ParseCerts(roots)
-	ts := httptest.NewServer(&verifiersvc.Handler{Offline: true, Trusted: certs, Registry: simtee.Registry("")})
+	trust, err := verify.NewTrust(certs, verify.AMDCerts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(&verifiersvc.Handler{Offline: true, Trust: trust, Registry: simtee.Registry("")})
 	defer ts.Close()
 	sig := base64.StdEncoding.EncodeToString(k.Sign([]byte("m")))
 	req := func(c string) string {
