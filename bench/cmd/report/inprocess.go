@@ -48,9 +48,10 @@ func inProcess(mode string) float64 {
 		// batchverify: each call checks the quote, as on first sight;
 		// cachedverify: the quote's verdict is kept between calls, as
 		// `teesign verify --bundle DIR` and the verifier service keep it.
+		// Both trust the simulated root as those do: sorted once.
 		q, items, roots := simQuote(alg, msgs)
 		per = len(items)
-		o := verify.Options{KeyType: string(alg), TrustedCerts: roots, Offline: true, AnyWorkload: true}
+		o := verify.Options{KeyType: string(alg), Trust: must(verify.NewTrust(roots, verify.AMDCerts{})), Offline: true, AnyWorkload: true}
 		if strings.HasPrefix(mode, "cachedverify-") {
 			o.Cache = verify.NewVerdictCache(0)
 		}

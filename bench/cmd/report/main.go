@@ -112,7 +112,7 @@ func run() error {
 
 	r := &report{}
 	algs := []string{"secp256k1", "ed25519"}
-	limit, sign, ref, vsRef, py, vsPy, batch, p99half, p99eighty := map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}
+	limit, sign, ref, vsRef, py, vsPy, batch, p99half, p99eighty, p99ref := map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}
 	for _, alg := range algs {
 		limit[alg] = r.mk("limit: in-process "+alg+" signing, 1 core", "sig/s", "bash bench/run.sh (mode limit-"+alg+")", "", nil)
 	}
@@ -127,6 +127,7 @@ func run() error {
 	}
 	for _, alg := range algs {
 		p99half[alg] = r.mk("teesign /sign "+alg+" p99 at 50 % of peak (vegeta, fixed rate)", "ms", "report -mode openloop -url http://TEESIGN/sign -rate <0.5 × peak just measured>", "< 5 ms", below(5))
+		p99ref[alg] = r.mk("reference: bench/refserver /sign "+alg+" p99 at the same rate (vegeta, fixed rate)", "ms", "report -mode openloop -url http://REF/sign -rate <the rate of the row above>", "", nil)
 		p99eighty[alg] = r.mk("teesign /sign "+alg+" p99 at 80 % of peak (vegeta, fixed rate)", "ms", "report -mode openloop -url http://TEESIGN/sign -rate <0.8 × peak just measured>", "", nil)
 	}
 	for _, alg := range algs {
@@ -221,6 +222,16 @@ func run() error {
 				}
 				f.s.add(ol.lat[2], 0)
 				f.s.lat = append(f.s.lat, ol.lat)
+				if f.frac == 0.5 {
+					// The same rate against the reference: what net/http,
+					// the load tool and this machine leave of the target.
+					rl, err := openLoop("http://"+raddr+"/sign", scripts["bodies-"+alg], f.frac*t.perSecond)
+					if err != nil {
+						return err
+					}
+					p99ref[alg].add(rl.lat[2], 0)
+					p99ref[alg].lat = append(p99ref[alg].lat, rl.lat)
+				}
 			}
 		}
 		_, hwm := srv.rss()

@@ -142,7 +142,11 @@ The reference server is what net/http and encoding/json cost around the same sig
 nothing else: teesign's /sign adds strict decoding, limits and metrics, and is measured as a
 fraction of it. In a closed loop the latency includes the wait behind the other connections'
 requests; the fixed-rate rows say what a caller waits at that load (vegeta's latency counts from
-when it sent each request).
+when it sent each request), and the reference server at the same rate shows how much of that
+tail is net/http's, the load tool's and the machine's. The load tool keeps its latencies in a
+slice sorted after the run, with its own garbage collector held off, so that it adds no tail of
+its own (vegeta's Metrics feed a t-digest per result on the load core, and that alone put
+milliseconds on the p99 of a server that does nothing).
 
 Verifying messages of one quote costs, on first sight, one check of the quote and then one
 signature verification per message. The check of the quote is go-tdx-guest's (seven P-256
