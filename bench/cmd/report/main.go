@@ -112,7 +112,7 @@ func run() error {
 
 	r := &report{}
 	algs := []string{"secp256k1", "ed25519"}
-	limit, sign, ref, vsRef, py, vsPy, batch, p99half, p99eighty, p99ref := map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}
+	limit, sign, ref, vsRef, py, vsPy, batch, p99half, p99eighty, p99ref, refPy := map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}
 	for _, alg := range algs {
 		limit[alg] = r.mk("limit: in-process "+alg+" signing, 1 core", "sig/s", "bash bench/run.sh (mode limit-"+alg+")", "", nil)
 	}
@@ -133,6 +133,7 @@ func run() error {
 	for _, alg := range algs {
 		py[alg] = r.mk("baseline: Python cryptography + http.server /sign "+alg, "req/s", "python3 bench/baseline/server.py; wrk -t1 -c16 -s sign-"+alg+".lua", "", nil)
 		vsPy[alg] = r.mk("teesign /sign "+alg+" ÷ Python baseline", "×", "(measured back to back, each repeat)", "≥ 4", atLeast(4))
+		refPy[alg] = r.mk("reference server /sign "+alg+" ÷ Python baseline (what net/http itself reaches)", "×", "(measured back to back, each repeat)", "", nil)
 	}
 	libQuote := r.mk("go-tdx-guest's offline check of one sim-tdx quote alone (verify.RawTdxQuote), 1 core", "checks/s", "bash bench/run.sh (mode libquote)", "", nil)
 	raw, batchV, vsRaw, ceiling, cachedV, vsRawCached := map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}
@@ -201,6 +202,7 @@ func run() error {
 			py[alg].addRun(pr)
 			vsRef[alg].add(t.perSecond/rr.perSecond, 0)
 			vsPy[alg].add(t.perSecond/pr.perSecond, 0)
+			refPy[alg].add(rr.perSecond/pr.perSecond, 0)
 			b, err := wrk(addr, scripts["batch-"+alg], 4)
 			if err != nil {
 				return err
