@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,6 +271,21 @@ func TestTrustSortedOnce(t *testing.T) {
 			}
 		}
 	}
+	// One Trust serves concurrent verifications of both TEEs (run with
+	// -race to check that nothing in it is written).
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			q, m, sg := tdxQ, tdxMsg, tdxSig
+			if i%2 == 1 {
+				q, m, sg = snpQ, msg, snpSig
+			}
+			if res, err := verify.Verify(ctx, q, m, sg, opts(verify.Options{Trust: byCerts})); err != nil || !res.Valid {
+				t.Errorf("concurrent verification %d: %v %+v", i, err, res)
+			}
+		})
+	}
+	wg.Wait()
 	// Without the simulated roots, nothing chains.
 	none, err := verify.NewTrust(nil, verify.AMDCerts{})
 	if err != nil {

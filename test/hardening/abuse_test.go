@@ -5,7 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +15,9 @@ import (
 // 60 connections each send a 1 MiB body whose field name is DEL bytes
 // (an error message that echoed it would be 5 MiB) and never read their
 // replies. The server's memory stays bounded and another client's /sign
-// keeps its latency.
+// keeps its latency: its p99 under the abuse is compared with its p99 in
+// the same run before the abuse, so that what the abuse adds is told from
+// what this machine and harness cost anyway.
 //
 // It measures latency, so it runs alone: CI runs it as its own step
 // (TEESIGN_ABUSE=1), not among the parallel packages of go test ./....
@@ -25,6 +27,8 @@ func TestAbusiveClientsStayBounded(t *testing.T) {
 	}
 	d := startServe(t, "--log-level", "info")
 	before := d.rssKiB(t)
+	client := &http.Client{Timeout: 5 * time.Second}
+	quiet, _ := signLatencies(t, d, client, 3*time.Second)
 	body := `{"` + strings.Repeat("\x7f", 1<<20-16) + `":"x"}`
 	req := fmt.Sprintf("POST /sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	var wg sync.WaitGroup
@@ -49,12 +53,43 @@ func TestAbusiveClientsStayBounded(t *testing.T) {
 			}
 		}()
 	}
-	// Meanwhile another client signs.
-	client := &http.Client{Timeout: 5 * time.Second}
+	// Meanwhile the other client signs.
+	abused, maxRSS := signLatencies(t, d, client, 4*time.Second)
+	wg.Wait()
+	if r := d.rssKiB(t); r > maxRSS {
+		maxRSS = r
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	t.Logf("RSS %d KiB before, %d KiB at most under abuse; the other client's /sign p99 %v over %d requests before the abuse, %v over %d under it", before, maxRSS, p99(quiet), len(quiet), p99(abused), len(abused))
+	if maxRSS > 64<<10 {
+		t.Errorf("RSS reached %d KiB under abuse, over 64 MiB", maxRSS)
+	}
+	// The target is 5 ms at the p99 (met by the fixed-rate benchmark, with
+	// the server and the load on cores of their own). Here the abusers, the
+	// client and the server share two cores, and the client's p99 is a few
+	// milliseconds before any abuse; the abuse may add 10 ms to it at most.
+	// A request stuck behind the abusers (the FIFO byte budget did that:
+	// 291 ms) cannot pass.
+	if added := p99(abused) - p99(quiet); added > 10*time.Millisecond {
+		t.Errorf("the abuse added %v to the other client's p99 (%v before, %v under it), over 10 ms", added, p99(quiet), p99(abused))
+	}
+	// The server still answers.
+	resp, err := client.Get("http://" + d.addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after the abuse: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// signLatencies signs with client every 5 ms for dur, and returns the
+// latencies, sorted, and the server's largest RSS seen meanwhile (KiB).
+func signLatencies(t *testing.T, d *daemon, client *http.Client, dur time.Duration) ([]time.Duration, int) {
+	t.Helper()
 	var lat []time.Duration
-	deadline := time.Now().Add(4 * time.Second)
 	maxRSS := 0
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(dur); time.Now().Before(deadline); {
 		start := time.Now()
 		resp, err := client.Post("http://"+d.addr+"/sign", "application/json", strings.NewReader(`{"payload":"hello"}`))
 		if err != nil {
@@ -70,30 +105,11 @@ func TestAbusiveClientsStayBounded(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	wg.Wait()
-	if r := d.rssKiB(t); r > maxRSS {
-		maxRSS = r
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	p99 := lat[len(lat)*99/100]
-	t.Logf("RSS %d KiB before, %d KiB at most under abuse; the other client's /sign p99 %v over %d requests", before, maxRSS, p99, len(lat))
-	if maxRSS > 64<<10 {
-		t.Errorf("RSS reached %d KiB under abuse, over 64 MiB", maxRSS)
-	}
-	// The target is 5 ms; on the 2-core CI VM this harness measures a p99
-	// of about 3 ms with no abuse at all and 5-7 ms under it (bench notes),
-	// so the test fails at twice the target: a request stuck behind the
-	// abusers (the FIFO byte budget did that: 291 ms) cannot pass.
-	if p99 > 10*time.Millisecond {
-		t.Errorf("the other client's p99 was %v, over 10 ms", p99)
-	}
-	// The server still answers.
-	resp, err := client.Get("http://" + d.addr + "/healthz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("after the abuse: %v", err)
-	}
-	resp.Body.Close()
+	slices.Sort(lat)
+	return lat, maxRSS
+}
+
+// p99 is the 99th percentile of sorted latencies.
+func p99(sorted []time.Duration) time.Duration {
+	return sorted[len(sorted)*99/100]
 }
