@@ -42,7 +42,29 @@ func simTDX(t testing.TB, alg keys.Alg, workload [][]byte) (dir string, q []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err = keys.Generate(alg)
+	q, k = simQuote(t, p, alg)
+	return dir, q, k
+}
+
+// simSNP makes a new key of alg and a sim-sev-snp report binding it in a
+// new state directory.
+func simSNP(t testing.TB, alg keys.Alg) (dir string, q []byte, k *keys.PrivateKey) {
+	t.Helper()
+	dir = t.TempDir()
+	p, err := simtee.NewSNP(dir, simtee.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, k = simQuote(t, p, alg)
+	return dir, q, k
+}
+
+// simQuote makes a new key of alg and p's quote binding it.
+func simQuote(t testing.TB, p interface {
+	Quote(context.Context, [64]byte) (*quote.Evidence, error)
+}, alg keys.Alg) ([]byte, *keys.PrivateKey) {
+	t.Helper()
+	k, err := keys.Generate(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +72,7 @@ func simTDX(t testing.TB, alg keys.Alg, workload [][]byte) (dir string, q []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dir, quote.Encode(ev.Kind, ev.Raw), k
+	return quote.Encode(ev.Kind, ev.Raw), k
 }
 
 func simTDXQuote(t testing.TB) (dir string, q, msg, sig []byte) {
@@ -246,14 +268,7 @@ func TestCollateralRetriesThrottling(t *testing.T) {
 }
 
 func TestSNPCollateralFromKDS(t *testing.T) {
-	dir := t.TempDir()
-	p, err := simtee.NewSNP(dir, simtee.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := keys.Generate(keys.Secp256k1)
-	ev, _ := p.Quote(context.Background(), k.Public().ReportData())
-	q := quote.Encode(ev.Kind, ev.Raw)
+	dir, q, k := simSNP(t, keys.Secp256k1)
 	msg := []byte("snp")
 	sig := k.Sign(msg)
 	certs := trusted(t, filepath.Join(dir, simtee.SNPRootFile))

@@ -126,3 +126,17 @@ func TestRetryAfterLongerThanBackoffIsHonoured(t *testing.T) {
 		t.Fatalf("waited %v over %d calls, want the 1 s Retry-After", waited, calls.Load())
 	}
 }
+
+// The first request goes out at once: the backoff is only between retries.
+func TestFirstFetchDoesNotWaitForTheBackoff(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	f := newFetcher(context.Background(), &CollateralSource{PCCSURL: ts.URL, Backoff: time.Hour}, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, b, err := f.fetch(ctx, ts.URL+"/x"); err != nil || string(b) != "ok" {
+		t.Fatalf("first fetch with a one-hour backoff: %q, %v", b, err)
+	}
+}

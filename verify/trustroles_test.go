@@ -28,17 +28,7 @@ import (
 // role; one that fits no role, or the wrong role, is an error.
 func TestSNPTrustRoles(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	p, err := simtee.NewSNP(dir, simtee.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := keys.Generate(keys.Ed25519)
-	ev, err := p.Quote(ctx, k.Public().ReportData())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := quote.Encode(ev.Kind, ev.Raw)
+	dir, q, k := simSNP(t, keys.Ed25519)
 	msg := []byte("roles")
 	sig := k.Sign(msg)
 	certs := trusted(t, filepath.Join(dir, simtee.SNPRootFile)) // ARK, ASK, VCEK
@@ -239,17 +229,8 @@ func TestTrustSortedOnce(t *testing.T) {
 		o.KeyType, o.Offline, o.AnyWorkload = "ed25519", true, true
 		return o
 	}
-	snpDir := t.TempDir()
-	p, err := simtee.NewSNP(snpDir, simtee.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := keys.Generate(keys.Ed25519)
-	ev, err := p.Quote(ctx, k.Public().ReportData())
-	if err != nil {
-		t.Fatal(err)
-	}
-	snpQ, msg := quote.Encode(ev.Kind, ev.Raw), []byte("trust")
+	snpDir, snpQ, k := simSNP(t, keys.Ed25519)
+	msg := []byte("trust")
 	snpSig := k.Sign(msg)
 	amd := trusted(t, filepath.Join(snpDir, simtee.SNPRootFile)) // ARK, ASK, VCEK
 	tdxDir, tdxQ, tdxMsg, tdxSig := simTDXQuote(t)
