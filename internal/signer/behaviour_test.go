@@ -171,15 +171,21 @@ func TestErrorsNameTheField(t *testing.T) {
 	ts, _ := newServer(t, "127.0.0.0/8")
 	n32, n33 := strings.Repeat("n", 32), strings.Repeat("n", 33)
 	for body, want := range map[string]string{
-		`{"payload":"x","":1}`:                 `unknown field ""`,
-		`{"payload":"x","\u0063olour":1}`:      `unknown field "colour"`,
-		`{"payload":"a","payload":"b"}`:        `duplicate field "payload"`,
-		`{"payload":"x","` + n32 + `":1}`:      `unknown field "` + n32 + `"`,
-		`{"payload":"x","` + n33 + `":1}`:      `unknown field "` + n32 + `"…`,
-		`{"payload":"x","a/b":1,"a/b":2}`:      `unknown field "a/b"`,
-		`{"key_type":"x","key_type":"y"}`:      `duplicate field "key_type"`,
-		`{"payload":"x","bundle":1}`:           `field "bundle" must be true or false`,
-		`{"payload":"x","payload_encoding":1}`: "",
+		`{"payload":"x","":1}`:                      `unknown field ""`,
+		`{"payload":"x","\u0063olour":1}`:           `unknown field "colour"`,
+		`{"payload":"a","payload":"b"}`:             `duplicate field "payload"`,
+		`{"payload":"x","` + n32 + `":1}`:           `unknown field "` + n32 + `"`,
+		`{"payload":"x","` + n33 + `":1}`:           `unknown field "` + n32 + `"…`,
+		`{"payload":"x","` + n32 + `\u0063":1}`:     `unknown field "` + n32 + `"…`,
+		`{"payload":"x","` + n33 + `\u0063":1}`:     `unknown field "` + n32 + `"…`,
+		`{"payload":"x","` + n32[1:] + `\u0063":1}`: `unknown field "` + n32[1:] + `c"`,
+		`{"payload":"x","` + n32[1:] + `é":1}`:      `unknown field "` + n32[1:] + `"…`,
+		`{"payload":"x","` + n32 + `é":1}`:          `unknown field "` + n32 + `"…`,
+		`{"payload":"x","` + n32[2:] + `é":1}`:      `unknown field "` + n32[2:] + `\u00e9"`,
+		`{"payload":"x","a/b":1,"a/b":2}`:           `unknown field "a/b"`,
+		`{"key_type":"x","key_type":"y"}`:           `duplicate field "key_type"`,
+		`{"payload":"x","bundle":1}`:                `field "bundle" must be true or false`,
+		`{"payload":"x","payload_encoding":1}`:      "",
 	} {
 		code, data := postRaw(t, ts.URL+"/sign", body)
 		var m map[string]string

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/teesign/teesign/internal/keys"
@@ -67,8 +65,41 @@ func badRequest(format string, a ...any) error {
 // body costs one pass and no copies beyond the payloads. Error messages
 // quote at most a short, escaped prefix of a field name.
 func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
+	return new(bodyDecoder).decode(body, batch)
+}
+
+// bodyDecoder is a JSON decoder and the buffer it reads from, kept for
+// reuse between requests: a new decoder allocates its whole state.
+type bodyDecoder struct {
+	buf bytes.Buffer
+	dec jsontext.Decoder
+}
+
+// decode is decodeSignRequest with d's decoder. On return d holds no
+// reference to body.
+func (d *bodyDecoder) decode(body []byte, batch bool) (*signRequest, error) {
+	// The decoder is driven here rather than through json.Unmarshal, which
+	// would wrap an error in one naming its position by JSON pointer: for
+	// an unknown field that pointer escapes the whole name again, a copy
+	// per byte of a name a client can make a megabyte long. A bytes.Buffer
+	// is read in place, not copied.
+	d.buf = *bytes.NewBuffer(body)
+	d.dec.Reset(&d.buf)
+	defer func() {
+		d.buf = bytes.Buffer{}
+		d.dec.Reset(&d.buf)
+	}()
 	b := &signBody{batch: batch}
-	if err := json.Unmarshal(body, b); err != nil {
+	dec := &d.dec
+	err := b.UnmarshalJSONFrom(dec)
+	if err == nil {
+		if _, err = dec.ReadToken(); err == nil {
+			return nil, badRequest("invalid JSON: trailing data after the object")
+		} else if err == io.EOF {
+			err = nil
+		}
+	}
+	if err != nil {
 		var fe *fieldError
 		switch {
 		case errors.As(err, &fe):
@@ -88,7 +119,6 @@ func decodeSignRequest(body []byte, batch bool) (*signRequest, error) {
 		}
 		return nil, badRequest("missing field \"payload\"")
 	}
-	var err error
 	req.keyType = keys.DefaultAlg
 	if seenKey {
 		switch string(keyType) {
@@ -189,7 +219,10 @@ func (b *signBody) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if err != nil {
 			return err
 		}
-		field := string(name)
+		var field string
+		if len(name) <= len(`"payload_encoding"`) { // the longest known name; a longer one is not copied
+			field = string(name)
+		}
 		switch field {
 		case `"key_type"`:
 			b.keyType, err = str("key_type")
@@ -214,13 +247,12 @@ func (b *signBody) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 			}
 			err = b.readPayloads(dec)
 		default:
-			n, _ := jsontext.AppendUnquote(nil, name) // a name the decoder has read is a valid string
-			return &fieldError{"unknown field " + quoteShort(string(n))}
+			return &fieldError{"unknown field " + quoteShort(unquotePrefix(name))}
 		}
 		if err != nil {
 			return err
 		}
-		b.seen[strings.Trim(field, `"`)] = true
+		b.seen[field[1:len(field)-1]] = true
 	}
 	if _, err = dec.ReadToken(); err == nil {
 		b.done = true
@@ -273,6 +305,20 @@ func jsonError(err error) error {
 		return badRequest("invalid JSON at byte %d: strings must be valid UTF-8, with no raw control character and no lone surrogate escape (send binary payloads as base64 or hex)", se.ByteOffset)
 	}
 	return badRequest("invalid JSON: body must be a JSON object")
+}
+
+// unquotePrefix returns a name the decoder has read (a valid JSON string)
+// unquoted, or at least as much of it as quoteShort shows: a name without
+// an escape in its first 33 bytes is sliced, not unquoted whole, so an
+// unknown name of a megabyte costs no second pass and no copy.
+func unquotePrefix(name []byte) string {
+	raw := name[1 : len(name)-1]
+	head := raw[:min(len(raw), 33)]
+	if bytes.IndexByte(head, '\\') < 0 {
+		return string(head)
+	}
+	n, _ := jsontext.AppendUnquote(nil, name)
+	return string(n)
 }
 
 // quoteShort quotes at most 32 bytes of s, escaped.

@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,8 @@ func TestDecodeSignRequest(t *testing.T) {
 		`{"payload":"x","extra":1}`:     "unknown field",
 		`{"PAYLOAD":"x"}`:               "unknown field",
 		`{"payload":"x"} {}`:            "trailing",
+		`{"payload":"x"}x`:              "trailing",
+		`{"payload":"x"}"y"`:            "trailing",
 		`{"payload":"x"`:                "expected",
 		`{"payload":"SGVs\r\nbG8=","payload_encoding":"base64"}`: "no line breaks",
 		`{"payload":1}`:                                "must be a string",
@@ -79,4 +82,25 @@ func FuzzDecodeSignRequest(f *testing.F) {
 			t.Fatalf("accepted key type %q", req.keyType)
 		}
 	})
+}
+
+// An unknown field name is reported from its first bytes: refusing a body
+// whose name is a megabyte long allocates about one copy of it (the JSON
+// library's duplicate-name check keeps the names it has seen), not one for
+// the message, one for the switch and one for an error position as well.
+func TestLongUnknownNameIsNotCopied(t *testing.T) {
+	body := []byte(`{"` + strings.Repeat("\x7f", 1<<20) + `":"x"}`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 5
+	for range n {
+		_, err := decodeSignRequest(body, false)
+		if err == nil || err.Error() != `unknown field "`+strings.Repeat(`\x7f`, 32)+`"…` {
+			t.Fatalf("got %v", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > uint64(len(body))*3/2 {
+		t.Errorf("refusing a %d-byte name allocated %d bytes", len(body), per)
+	}
 }

@@ -66,14 +66,16 @@ func TestAbusiveClientsStayBounded(t *testing.T) {
 	if maxRSS > 64<<10 {
 		t.Errorf("RSS reached %d KiB under abuse, over 64 MiB", maxRSS)
 	}
-	// The target is 5 ms at the p99 (met by the fixed-rate benchmark, with
-	// the server and the load on cores of their own). Here the abusers, the
-	// client and the server share two cores, and the client's p99 is a few
-	// milliseconds before any abuse; the abuse may add 10 ms to it at most.
-	// A request stuck behind the abusers (the FIFO byte budget did that:
-	// 291 ms) cannot pass.
-	if added := p99(abused) - p99(quiet); added > 10*time.Millisecond {
-		t.Errorf("the abuse added %v to the other client's p99 (%v before, %v under it), over 10 ms", added, p99(quiet), p99(abused))
+	// The target is 5 ms at the p99. Here the abusers, the client and the
+	// server share two cores, and the client's p99 is already a few
+	// milliseconds before any abuse (a minimal net/http server shows the
+	// same, asked the same way on this kind of VM): the abuse may add 5 ms
+	// to it at most. A request stuck behind the abusers (the FIFO byte
+	// budget did that: 291 ms) or bodies that cost far more to refuse than
+	// to read (an unknown 1 MiB field name once allocated 12 MiB and took
+	// 17 ms of CPU) cannot pass.
+	if added := p99(abused) - p99(quiet); added > 5*time.Millisecond {
+		t.Errorf("the abuse added %v to the other client's p99 (%v before, %v under it), over 5 ms", added, p99(quiet), p99(abused))
 	}
 	// The server still answers.
 	resp, err := client.Get("http://" + d.addr + "/healthz")
