@@ -4,6 +4,7 @@
 package verifiersvc
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -107,10 +108,48 @@ const MaxBatch = 1000
 // duplicate or case-folded member names, invalid UTF-8, wrong types and
 // trailing data are errors.
 func decodeStrict(body []byte, v any) error {
+	if err := checkNameLengths(body); err != nil {
+		return err
+	}
 	if err := json.Unmarshal(body, v, json.RejectUnknownMembers(true)); err != nil {
 		return fmt.Errorf("invalid JSON: %s", short(err.Error()))
 	}
 	return nil
+}
+
+// MaxNameLength bounds the length of a member name anywhere in a request
+// body, escaped as written. Every name this API and the bundle format know
+// is far shorter; the JSON library's handling of an unknown name (matching
+// it case-folded, an error position that repeats it escaped) costs many
+// times its length, so a longer one is refused before decoding.
+const MaxNameLength = 128
+
+// checkNameLengths walks body's tokens once, without allocating, and
+// refuses a member name over MaxNameLength bytes. Anything else wrong with
+// body is left for the decoder to report.
+func checkNameLengths(body []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))
+	for {
+		kind := dec.PeekKind()
+		if kind == 0 {
+			return nil // the end, or an error the decoder reports
+		}
+		var err error
+		switch kind {
+		case '{', '}', '[', ']':
+			_, err = dec.ReadToken()
+		default:
+			level, n := dec.StackIndex(dec.StackDepth())
+			var v jsontext.Value
+			v, err = dec.ReadValue()
+			if err == nil && level == '{' && n%2 == 0 && len(v) > MaxNameLength+2 {
+				return fmt.Errorf("invalid JSON: a member name of %d bytes at byte %d, over the %d-byte limit (no field is named that long)", len(v)-2, dec.InputOffset()-int64(len(v)), MaxNameLength)
+			}
+		}
+		if err != nil {
+			return nil
+		}
+	}
 }
 
 // short bounds what an error message repeats of a request.
