@@ -111,6 +111,7 @@ func run() error {
 	}
 
 	r := &report{}
+	r.cpu0, _ = readCPUTime()
 	algs := []string{"secp256k1", "ed25519"}
 	limit, sign, ref, vsRef, py, vsPy, batch, p99half, p99eighty, p99ref, refPy := map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}, map[string]*series{}
 	for _, alg := range algs {

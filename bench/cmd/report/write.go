@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // series collects one figure over the repeats.
@@ -23,7 +25,29 @@ type series struct {
 	limitRatio bool
 }
 
-type report struct{ all []*series }
+type report struct {
+	all []*series
+	// cpu0 is the machine's CPU time when the run started.
+	cpu0 cpuTime
+}
+
+// cpuTime is the machine's CPU time so far, in seconds: all of it, and the
+// part the hypervisor gave to other guests (steal).
+type cpuTime struct{ total, steal float64 }
+
+// readCPUTime reads /proc/stat; ok is false where there is none.
+func readCPUTime() (t cpuTime, ok bool) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return t, false
+	}
+	st, err := fs.Stat()
+	if err != nil {
+		return t, false
+	}
+	c := st.CPUTotal
+	return cpuTime{total: c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal, steal: c.Steal}, true
+}
 
 func (r *report) mk(name, unit, cmd, target string, check func(float64) bool) *series {
 	s := &series{name: name, unit: unit, cmd: cmd, target: target, check: check}
@@ -120,7 +144,11 @@ func (r *report) write() error {
 	if reniced() {
 		fmt.Fprintf(&b, "; all at niceness %d, so that the VM's background threads take only a sliver of their cores", *niceness)
 	}
-	fmt.Fprintf(&b, ". Each figure is the median of %d repeats of %v; the spread is min – max. Ratios are taken within a repeat, between runs made back to back; a ratio to the limit is to the mean of the in-process limits measured just before and just after. Every run signs the same %d distinct payloads.\n\n", *repeats, *dur, mix)
+	fmt.Fprintf(&b, ". Each figure is the median of %d repeats of %v; the spread is min – max. Ratios are taken within a repeat, between runs made back to back; a ratio to the limit is to the mean of the in-process limits measured just before and just after. Every run signs the same %d distinct payloads.", *repeats, *dur, mix)
+	if now, ok := readCPUTime(); ok && r.cpu0.total > 0 && now.total > r.cpu0.total {
+		fmt.Fprintf(&b, " The hypervisor withheld %.1f %% of the VM's CPU time during the run (steal time, /proc/stat): the more, the slower and noisier every figure.", 100*(now.steal-r.cpu0.steal)/(now.total-r.cpu0.total))
+	}
+	b.WriteString("\n\n")
 	b.WriteString("| figure | median | unit | spread | latency p50 / p90 / p99, ms | ratio to limit | target | met | reproduce |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.all {
 		m := median(s.vals)
