@@ -249,9 +249,10 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	// A large body first waits for its turn, then for bytes: the bytes
 	// semaphore is FIFO, and a large waiter at its head would hold up
 	// every small request behind it.
+	bulk := want > bulkBody
 	wait := waiter{parent: r.Context(), limit: s.heldWait}
 	var err error
-	if want > bulkBody {
+	if bulk {
 		if err = wait.take(s.bulk, 1); err == nil {
 			defer s.bulk.Release(1)
 		}
@@ -266,7 +267,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 	defer s.held.Release(want)
 	var bp *[]byte
-	if want > bulkBody {
+	if bulk {
 		bp = &s.bulkBuf // one large body at a time: one buffer serves them all
 	} else {
 		bp = s.bufs.Get().(*[]byte)
@@ -276,7 +277,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, batch bool) {
 			}
 		}()
 	}
-	body, err := readBody(r.Body, (*bp)[:0], min(s.limit, want), want > bulkBody)
+	body, err := readBody(r.Body, (*bp)[:0], min(s.limit, want), bulk)
 	*bp = body[:0]
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
