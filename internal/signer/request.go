@@ -91,23 +91,14 @@ func (d *bodyDecoder) decode(body []byte, batch bool) (*signRequest, error) {
 	}()
 	b := &signBody{batch: batch}
 	dec := &d.dec
-	err := b.UnmarshalJSONFrom(dec)
-	if err == nil {
-		if _, err = dec.ReadToken(); err == nil {
-			return nil, badRequest("invalid JSON: trailing data after the object")
-		} else if err == io.EOF {
-			err = nil
-		}
-	}
-	if err != nil {
-		var fe *fieldError
-		switch {
-		case errors.As(err, &fe):
+	if err := b.UnmarshalJSONFrom(dec); err != nil {
+		if fe := (*fieldError)(nil); errors.As(err, &fe) {
 			return nil, badRequest("%s", fe.msg)
-		case b.done:
-			return nil, badRequest("invalid JSON: trailing data after the object")
 		}
 		return nil, jsonError(err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF { // another value, or bytes that are none
+		return nil, badRequest("invalid JSON: trailing data after the object")
 	}
 	req := &signRequest{payload: b.payload, payloads: b.payloads, bundle: b.bundle}
 	keyType, seenKey := b.keyType, b.seen["key_type"]
@@ -119,6 +110,7 @@ func (d *bodyDecoder) decode(body []byte, batch bool) (*signRequest, error) {
 		}
 		return nil, badRequest("missing field \"payload\"")
 	}
+	var err error
 	req.keyType = keys.DefaultAlg
 	if seenKey {
 		switch string(keyType) {
@@ -187,7 +179,6 @@ type signBody struct {
 	payload              []byte
 	payloads             [][]byte
 	bundle               bool
-	done                 bool // the object was read whole
 }
 
 // UnmarshalJSONFrom implements json.UnmarshalerFrom.
@@ -254,9 +245,7 @@ func (b *signBody) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		}
 		b.seen[field[1:len(field)-1]] = true
 	}
-	if _, err = dec.ReadToken(); err == nil {
-		b.done = true
-	}
+	_, err = dec.ReadToken()
 	return err
 }
 

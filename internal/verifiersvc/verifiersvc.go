@@ -124,7 +124,7 @@ func decodeStrict(body []byte, v any) error {
 // times its length, so a longer one is refused before decoding.
 const MaxNameLength = 128
 
-// checkNameLengths walks body's tokens once, without allocating, and
+// checkNameLengths walks body's tokens once, reading each in place, and
 // refuses a member name over MaxNameLength bytes. Anything else wrong with
 // body is left for the decoder to report.
 func checkNameLengths(body []byte) error {

@@ -221,7 +221,9 @@ func TestLongNamesAreRefusedBeforeDecoding(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 3*uint64(len(body)) {
+	// Reading the body takes a few times its size (io.ReadAll's growth),
+	// more under -race; the decoder's error path took tens of times.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 8*uint64(len(body)) {
 		t.Errorf("refusing a %d-byte body allocated %d bytes", len(body), per)
 	}
 }
